@@ -1,0 +1,833 @@
+"""The scikit-learn shell: validation, target encoding, dispatch, fitted state.
+
+``BackpropClassifier`` and ``BackpropRegressor`` take the parameters of
+scikit-learn's ``MLPClassifier`` / ``MLPRegressor`` with the same names,
+defaults and meaning, and expose the same fitted attributes. The numerics live
+in ``_network.py`` (forward and backward pass), ``_optimizers.py`` and
+``_training.py``.
+
+Fitted state is plain data: ``coefs_`` and ``intercepts_`` (lists of arrays),
+numbers, lists, the optimizer's state dict and a fitted ``LabelBinarizer``.
+During training ``coefs_`` and ``intercepts_`` are views into one flat
+parameter vector; that vector is rebuilt from them whenever they are not (after
+unpickling, or when a user assigned new arrays), so they are the one source of
+truth.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._activations import ACTIVATIONS
+from ._network import MLP, flatten, forward, n_parameters
+from ._training import fit_lbfgs, fit_stochastic
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _hidden_sizes(hidden_layer_sizes):
+    """hidden_layer_sizes as a list of positive ints, or a ValueError."""
+    sizes = hidden_layer_sizes
+    if isinstance(sizes, (Integral, np.integer)):
+        sizes = [sizes]
+    sizes = list(sizes)
+    for size in sizes:
+        if not isinstance(size, (Integral, np.integer)) or isinstance(size, bool):
+            raise ValueError(
+                f"hidden_layer_sizes must hold integers, got {hidden_layer_sizes!r}; "
+                "pass for example (100,) or (64, 32)."
+            )
+    if any(size <= 0 for size in sizes):
+        raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+    return [int(size) for size in sizes]
+
+
+def _glorot_uniform(fan_in, fan_out, activation, rng, dtype):
+    """Glorot & Bengio (2010) uniform init, as scikit-learn's MLP draws it.
+
+    Bound ``sqrt(6 / (fan_in + fan_out))`` (``sqrt(2 / ...)`` for logistic);
+    weights are drawn before biases, layer by layer, from the same generator.
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    bound = np.sqrt(factor / (fan_in + fan_out))
+    W = rng.uniform(-bound, bound, (fan_in, fan_out))
+    b = rng.uniform(-bound, bound, fan_out)
+    return W.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
+class _BaseBackprop(BaseEstimator):
+    """Shared machinery of BackpropClassifier and BackpropRegressor."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ---- fitting -----------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight, incremental):
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        sample_weight = self._validate_sample_weight(sample_weight, X)
+        Y = Y.reshape(X.shape[0], -1).astype(X.dtype, copy=False)
+        layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
+        rng = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(layer_sizes, X.dtype, rng)
+        net = self._network(layer_sizes, X.dtype)
+        with np.errstate(
+            over="ignore", invalid="ignore", divide="ignore", under="ignore"
+        ):
+            if self.solver in _STOCHASTIC_SOLVERS:
+                fit_stochastic(self, net, X, Y, sample_weight, rng, incremental)
+            else:
+                fit_lbfgs(self, net, X, Y, sample_weight)
+        if not np.isfinite(net.params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _validate_sample_weight(self, sample_weight, X):
+        if sample_weight is None:
+            return None
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
+        if not np.isfinite(sample_weight).all():
+            raise ValueError("sample_weight must be finite; it contains NaN or inf.")
+        if sample_weight.sum() <= 0:
+            raise ValueError(
+                "sample_weight sums to zero: at least one sample needs a positive "
+                "weight."
+            )
+        return sample_weight
+
+    def _initialize(self, layer_sizes, dtype, rng):
+        """Fresh fitted state: Glorot-initialised weights and empty records."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = layer_sizes[-1]
+        self.n_layers_ = len(layer_sizes)
+        self.out_activation_ = self._output_activation()
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
+            W, b = _glorot_uniform(fan_in, fan_out, self.activation, rng, dtype)
+            self.coefs_.append(W)
+            self.intercepts_.append(b)
+        self._best_params = None
+        self._optimizer_state = None
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _network(self, layer_sizes, dtype):
+        """The core network over one flat vector holding coefs_ and intercepts_.
+
+        Reuses the flat vector that coefs_/intercepts_ already view, if any;
+        otherwise packs them into a new one. Afterwards coefs_ and intercepts_
+        are views into the network's parameters.
+        """
+        shapes = [W.shape for W in self.coefs_]
+        expected = list(zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
+        if shapes != expected:
+            raise ValueError(
+                f"The fitted network has layers {shapes} but this data and "
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} need {expected}. "
+                "Use warm_start=False (or a fresh estimator) to change the "
+                "architecture or the number of outputs."
+            )
+        params = self._flat_params(layer_sizes, dtype)
+        net = MLP(layer_sizes, self.activation, self.out_activation_, params)
+        self.coefs_, self.intercepts_ = net.weights, net.biases
+        return net
+
+    def _flat_params(self, layer_sizes, dtype):
+        arrays = self.coefs_ + self.intercepts_
+        base = arrays[0].base
+        if (
+            isinstance(base, np.ndarray)
+            and base.ndim == 1
+            and base.dtype == dtype
+            and base.size == n_parameters(layer_sizes)
+            and all(a.base is base for a in arrays)
+        ):
+            return base
+        params = flatten(self.coefs_, self.intercepts_, dtype=dtype)
+        if getattr(self, "_best_params", None) is not None:
+            self._best_params = self._best_params.astype(dtype, copy=False)
+        state = getattr(self, "_optimizer_state", None) or {}
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                state[key] = value.astype(dtype, copy=False)
+        return params
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. float32 input trains in float32; anything else is
+            converted to float64.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classification) or real numbers (regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights. A minibatch whose weights are all
+            zero is skipped.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    # ---- prediction --------------------------------------------------------
+
+    def _forward(self, X, output=True, check_input=True):
+        """Network output (or logits when output=False) for validated X."""
+        if check_input:
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=_FLOAT_DTYPES, reset=False
+            )
+        with np.errstate(over="ignore", under="ignore"):
+            return forward(
+                X,
+                self.coefs_,
+                self.intercepts_,
+                self.activation,
+                self.out_activation_ if output else None,
+            )
+
+    def _score_encoded(self, X, Y, sample_weight):
+        """Score on already validated, encoded data (NaN for non-finite output)."""
+        out = self._forward(X, check_input=False)
+        if not np.isfinite(out).all():
+            return np.nan
+        return float(
+            self._score_function(
+                self._decode(Y), self._decode(out), sample_weight=sample_weight
+            )
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class BackpropClassifier(ClassifierMixin, _BaseBackprop):
+    """Multilayer perceptron classifier trained by hand-written backpropagation.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
+    the same parameters, defaults, fitted attributes and methods. It minimises
+    the log-loss (softmax + cross-entropy for multiclass, logistic + binary
+    cross-entropy for binary and multilabel targets) plus an L2 penalty, with
+    L-BFGS, SGD or Adam.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        Weight optimizer: L-BFGS-B (scipy), SGD with momentum, or Adam.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty ``alpha / (2 * sum(sample_weight)) *
+        sum_k ||W_k||^2``.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size for the stochastic solvers; 'auto' is
+        ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Step-size schedule of ``solver='sgd'``.
+    learning_rate_init : float, default=0.001
+        Initial step size (sgd, adam).
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    max_iter : int, default=200
+        Maximum number of epochs (sgd, adam) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Whether to shuffle samples every epoch (sgd, adam).
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, the early-stopping split and shuffling.
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as no progress.
+    verbose : bool, default=False
+        Print progress.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution.
+    momentum : float, default=0.9
+        Momentum of SGD, in [0, 1].
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum (sgd with momentum > 0).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its
+        accuracy stops improving; the best-scoring weights are kept.
+    validation_fraction : float, default=0.1
+        Held-out share for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Decay rates of Adam's moment estimates, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+    n_iter_no_change : int, default=10
+        Epochs without progress before stopping (sgd, adam).
+    max_fun : int, default=15000
+        Maximum number of loss evaluations (lbfgs).
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Class labels.
+    loss_ : float
+        Training objective at the end of the last epoch (iteration for lbfgs).
+    best_loss_ : float or None
+        Lowest training loss seen (None with early stopping).
+    loss_curve_ : list of float
+        Training loss per epoch (per iteration for lbfgs).
+    validation_scores_ : list of float or None
+        Held-out accuracy per epoch with early stopping, else None.
+    best_validation_score_ : float or None
+        Best held-out accuracy with early stopping, else None.
+    t_ : int
+        Number of training samples seen by the stochastic solver.
+    coefs_ : list of ndarray of shape (n_units_k-1, n_units_k)
+        Weight matrices, one per layer.
+    intercepts_ : list of ndarray of shape (n_units_k,)
+        Bias vectors, one per layer.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when X had string column names.
+    n_iter_ : int
+        Number of epochs (iterations for lbfgs) run by the last fit.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of output units.
+    out_activation_ : str
+        'softmax' (multiclass) or 'logistic' (binary, multilabel).
+
+    See Also
+    --------
+    BackpropRegressor : The same network for regression.
+    check_gradients : Compare backpropagated gradients to finite differences.
+
+    Notes
+    -----
+    Probabilities from logistic outputs (binary and multilabel) are kept
+    within ``[eps, 1 - eps]`` of the dtype, the same bounds the training loss
+    clips to, so they are never exactly 0 or 1. ``predict_log_proba`` of a
+    multiclass model is computed from the logits with a stable log-softmax.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_circles
+    >>> from skmlp import BackpropClassifier
+    >>> X, y = make_circles(n_samples=300, factor=0.5, noise=0.05, random_state=0)
+    >>> clf = BackpropClassifier(hidden_layer_sizes=(16,), solver="lbfgs",
+    ...                          random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.95
+    True
+    """
+
+    loss = "log_loss"  # the only loss; read-only, as in MLPClassifier
+    _stratify_split = True
+    _score_function = staticmethod(accuracy_score)
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _output_activation(self):
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax"
+        return "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=_FLOAT_DTYPES,
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+            if (
+                self._label_binarizer.y_type_ != "multilabel-indicator"
+                and len(self.classes_) < 2
+            ):
+                raise ValueError(
+                    "BackpropClassifier needs samples of at least 2 classes in y; "
+                    f"got only the class {self.classes_[0]!r}."
+                )
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        Y = self._label_binarizer.transform(y).astype(bool)
+        return X, Y
+
+    def _decode(self, out):
+        """Labels from network outputs (or from encoded targets)."""
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+        classes : array-like of shape (n_classes,), default=None
+            All classes across the calls to partial_fit; required on the first
+            call (``y`` need not contain all of them).
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+            if (
+                self._label_binarizer.y_type_ not in ("multilabel-indicator",)
+                and len(self._label_binarizer.classes_) < 2
+            ):
+                del self.classes_
+                raise ValueError(
+                    "classes must name at least 2 classes; got "
+                    f"{list(self._label_binarizer.classes_)}."
+                )
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predict class labels for X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Predicted labels (an indicator matrix for multilabel models).
+        """
+        check_is_fitted(self)
+        return self._decode(self._forward(X))
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            Probability of each class, ordered as in ``classes_``.
+        """
+        check_is_fitted(self)
+        proba = self._forward(X)
+        if self.out_activation_ == "logistic":
+            eps = np.finfo(proba.dtype).eps
+            np.clip(proba, eps, 1 - eps, out=proba)
+            if self.n_outputs_ == 1:
+                return np.hstack([1 - proba, proba])
+        return proba
+
+    def predict_log_proba(self, X):
+        """Log of the probability estimates, ``log(predict_proba(X))``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            Finite log-probabilities, ordered as in ``classes_``.
+        """
+        check_is_fitted(self)
+        if self.out_activation_ == "softmax":
+            from scipy.special import log_softmax
+
+            return log_softmax(self._forward(X, output=False), axis=1)
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class BackpropRegressor(RegressorMixin, _BaseBackprop):
+    """Multilayer perceptron regressor trained by hand-written backpropagation.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`.
+    It minimises the half squared error (identity output) or the half Poisson
+    deviance (exponential output) plus an L2 penalty, with L-BFGS, SGD or Adam.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss; 'poisson' needs non-negative targets.
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
+warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
+beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+        As in :class:`BackpropClassifier`; early stopping monitors R^2.
+
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, \
+t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
+n_outputs_
+        As in :class:`BackpropClassifier`.
+    out_activation_ : str
+        'identity' (squared error) or 'exp' (Poisson).
+
+    See Also
+    --------
+    BackpropClassifier : The same network for classification.
+
+    Notes
+    -----
+    With several outputs the squared-error loss averages them (as
+    scikit-learn's ``loss_`` does) and its gradient is the exact gradient of
+    that average.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmlp import BackpropRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> reg = BackpropRegressor(hidden_layer_sizes=(16,), solver="lbfgs",
+    ...                         random_state=0).fit(X, X.ravel() ** 2)
+    >>> reg.score(X, X.ravel() ** 2) > 0.99
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseBackprop._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+    _stratify_split = False
+    _score_function = staticmethod(r2_score)
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+        self.loss = loss
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=_FLOAT_DTYPES,
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "loss='poisson' needs non-negative targets y; use "
+                "loss='squared_error' for targets that can be negative."
+            )
+        return X, y
+
+    def _decode(self, out):
+        return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predict using the network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted values.
+        """
+        check_is_fitted(self)
+        return self._decode(self._forward(X))

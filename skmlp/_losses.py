@@ -1,0 +1,124 @@
+"""Output layers: an output activation, its loss, and the loss's gradient.
+
+Each output pairs the activation of the last layer with the loss it is the
+canonical link for, so the gradient with respect to the last pre-activation is
+simply ``P - Y`` (scaled by the sample weights).
+
+Notation, shared by every function here:
+
+- ``Y``: targets, ndarray of shape (n_samples, n_outputs);
+- ``P``: the output layer's activations (probabilities or predictions), same
+  shape;
+- ``w``: per-sample weights normalised to sum to one, ndarray of shape
+  (n_samples,), or None for the plain mean (``w_i = 1 / n_samples``).
+
+A loss is ``L = sum_i w_i * l_i`` where ``l_i`` is the per-sample loss summed
+over the outputs (averaged for the squared error), exactly the data term that
+scikit-learn's MLP reports as ``loss_``.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import log_expit, log_softmax, xlogy
+
+from ._activations import identity, logistic
+
+
+class Output(NamedTuple):
+    """The last layer's activation with its loss and output delta."""
+
+    activate: Callable[[np.ndarray], np.ndarray]
+    loss: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
+    delta: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+    log_activate: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def _weighted_mean(per_sample, w):
+    """sum_i w_i l_i, or the mean of l_i when w is None."""
+    if w is None:
+        return float(np.mean(per_sample))
+    return float(np.dot(w, per_sample))
+
+
+def _clip_probabilities(P):
+    eps = np.finfo(P.dtype).eps
+    return np.clip(P, eps, 1 - eps)
+
+
+def canonical_delta(Y, P, w):
+    """dL/dz = w_i (P - Y): the canonical-link gradient of every loss here."""
+    delta = P - Y
+    if w is None:
+        delta /= P.shape[0]
+    else:
+        delta *= w[:, np.newaxis]
+    return delta
+
+
+# ---- softmax + categorical cross-entropy (multiclass) ----------------------
+
+
+def softmax(z):
+    """p_k = exp(z_k - max z) / sum_j exp(z_j - max z), in place."""
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def categorical_cross_entropy(Y, P, w):
+    """l_i = -sum_k y_ik log p_ik (p clipped to [eps, 1 - eps])."""
+    return _weighted_mean(-xlogy(Y, _clip_probabilities(P)).sum(axis=1), w)
+
+
+# ---- logistic + binary cross-entropy (binary and multilabel) ---------------
+
+
+def binary_cross_entropy(Y, P, w):
+    """l_i = -sum_k [y_ik log p_ik + (1 - y_ik) log(1 - p_ik)]."""
+    P = _clip_probabilities(P)
+    per_sample = -(xlogy(Y, P) + xlogy(1 - Y, 1 - P)).sum(axis=1)
+    return _weighted_mean(per_sample, w)
+
+
+# ---- identity + squared error (regression) ---------------------------------
+
+
+def half_squared_error(Y, P, w):
+    """l_i = (1 / 2) mean_k (y_ik - p_ik)^2."""
+    diff = Y - P
+    return _weighted_mean(0.5 * np.mean(diff * diff, axis=1), w)
+
+
+def half_squared_error_delta(Y, P, w):
+    """dL/dz = w_i (P - Y) / n_outputs, since the loss averages the outputs."""
+    return canonical_delta(Y, P, w) / P.shape[1]
+
+
+# ---- exp + Poisson deviance (regression of counts and rates) ---------------
+
+
+def exp(z):
+    """p = exp(z) > 0."""
+    return np.exp(z, out=z)
+
+
+def half_poisson_deviance(Y, P, w):
+    """l_i = sum_k [y log(y / p) - y + p]; zero when p = y."""
+    per_sample = (xlogy(Y, Y) - xlogy(Y, P) - Y + P).sum(axis=1)
+    return _weighted_mean(per_sample, w)
+
+
+OUTPUTS = {
+    "softmax": Output(
+        softmax,
+        categorical_cross_entropy,
+        canonical_delta,
+        lambda z: log_softmax(z, axis=1),
+    ),
+    "logistic": Output(logistic, binary_cross_entropy, canonical_delta, log_expit),
+    "identity": Output(identity, half_squared_error, half_squared_error_delta),
+    "exp": Output(exp, half_poisson_deviance, canonical_delta),
+}

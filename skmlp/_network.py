@@ -1,0 +1,217 @@
+"""The numpy core of skmlp: a multilayer perceptron and its backpropagation.
+
+Nothing here knows about scikit-learn. A network with layer sizes
+``n_0, n_1, ..., n_L`` has weights ``W_k`` of shape ``(n_{k-1}, n_k)`` and
+biases ``b_k`` of shape ``(n_k,)`` for ``k = 1..L``. For a batch ``X = a_0``
+of shape ``(n_samples, n_0)`` the forward pass is::
+
+    z_k = a_{k-1} W_k + b_k        a_k = f(z_k)   (f = output activation at k = L)
+
+and the backward pass applies the four matrix equations of backpropagation
+(in :meth:`MLP.loss_and_grad`, numbered there as here)::
+
+    (1) dL/dz_k     = dL/da_k * f'(z_k)          elementwise
+    (2) dL/dW_k     = a_{k-1}^T  dL/dz_k
+    (3) dL/db_k     = sum over samples of dL/dz_k
+    (4) dL/da_{k-1} = dL/dz_k  W_k^T
+
+At the output, the loss and activation are a canonical pair, so ``dL/dz_L``
+is ``P - Y`` scaled by the sample weights (see ``_losses.py``).
+
+All parameters live in ONE contiguous flat vector: every weight matrix first,
+in layer order, then every bias vector (the packing scikit-learn's MLP uses).
+``W_k`` and ``b_k`` are views into it, so an optimizer or L-BFGS updates the
+whole network with one vector operation and no packing copies, and the L2
+penalty touches one slice, ``params[:n_weights]``.
+"""
+
+import numpy as np
+
+from ._activations import ACTIVATIONS
+from ._losses import OUTPUTS
+
+
+def n_parameters(layer_sizes):
+    """Number of weights plus biases of a network with these layer sizes."""
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in _layer_pairs(layer_sizes))
+
+
+def _layer_pairs(layer_sizes):
+    return list(zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
+
+
+def unflatten(flat, layer_sizes):
+    """Per-layer views into a flat parameter (or gradient) vector.
+
+    Parameters
+    ----------
+    flat : ndarray of shape (n_parameters(layer_sizes),)
+        The flat vector; weights first, then biases.
+    layer_sizes : sequence of int
+        ``[n_features, *hidden_layer_sizes, n_outputs]``.
+
+    Returns
+    -------
+    weights : list of ndarray of shape (fan_in, fan_out)
+        Views, not copies: writing to them writes to ``flat``.
+    biases : list of ndarray of shape (fan_out,)
+        Views, not copies.
+    """
+    weights, biases = [], []
+    start = 0
+    for fan_in, fan_out in _layer_pairs(layer_sizes):
+        end = start + fan_in * fan_out
+        weights.append(flat[start:end].reshape(fan_in, fan_out))
+        start = end
+    for _, fan_out in _layer_pairs(layer_sizes):
+        biases.append(flat[start : start + fan_out])
+        start += fan_out
+    return weights, biases
+
+
+def flatten(weights, biases, dtype=None):
+    """Copy per-layer arrays into one new flat vector (inverse of unflatten)."""
+    parts = [np.ravel(w) for w in weights] + [np.ravel(b) for b in biases]
+    return np.concatenate(parts).astype(dtype or parts[0].dtype, copy=False)
+
+
+def forward(X, weights, biases, activation, output, keep_activations=False):
+    """Run the network on X.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    weights, biases : lists of ndarray
+        ``W_1..W_L`` and ``b_1..b_L``.
+    activation : str
+        Hidden activation, a key of ``ACTIVATIONS``.
+    output : str or None
+        Output activation, a key of ``OUTPUTS``; None returns the output
+        layer's pre-activation ``z_L`` (the logits).
+    keep_activations : bool
+        If True, return the list ``[a_0 = X, a_1, ..., a_L]`` that the
+        backward pass needs; otherwise only the last array.
+    """
+    hidden = ACTIVATIONS[activation].forward
+    a = X
+    activations = [X]
+    last = len(weights) - 1
+    for k, (W, b) in enumerate(zip(weights, biases, strict=True)):
+        z = a @ W  # z_k = a_{k-1} W_k + b_k
+        z += b
+        if k < last:
+            a = hidden(z)
+        else:
+            a = z if output is None else OUTPUTS[output].activate(z)
+        if keep_activations:
+            activations.append(a)
+    return activations if keep_activations else a
+
+
+class MLP:
+    """A multilayer perceptron whose parameters are one flat vector.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, *hidden_layer_sizes, n_outputs]``.
+    activation : str
+        Hidden activation, a key of ``ACTIVATIONS``.
+    output : str
+        Output activation (and with it the loss), a key of ``OUTPUTS``.
+    params : ndarray of shape (n_parameters(layer_sizes),)
+        The flat parameter vector; used in place, not copied.
+    """
+
+    def __init__(self, layer_sizes, activation, output, params):
+        if params.shape != (n_parameters(layer_sizes),):
+            raise ValueError(
+                f"params has shape {params.shape}; layer sizes {list(layer_sizes)} "
+                f"need ({n_parameters(layer_sizes)},)."
+            )
+        self.layer_sizes = list(layer_sizes)
+        self.activation = activation
+        self.output = output
+        self.params = params
+        self.weights, self.biases = unflatten(params, self.layer_sizes)
+        self.n_weights = sum(W.size for W in self.weights)
+
+    def forward(self, X, keep_activations=False):
+        """Output of the network for X (see :func:`forward`)."""
+        return forward(
+            X,
+            self.weights,
+            self.biases,
+            self.activation,
+            self.output,
+            keep_activations=keep_activations,
+        )
+
+    def _normalized_weights(self, sample_weight, n_samples):
+        """(w, sum of s): weights summing to one (None: uniform) and their total."""
+        if sample_weight is None:
+            return None, n_samples
+        weight_sum = float(sample_weight.sum())
+        return (sample_weight / weight_sum).astype(self.params.dtype), weight_sum
+
+    def _penalty(self, alpha, weight_sum):
+        """L2 term alpha / (2 sum s) * sum_k ||W_k||^2 (weights are params[:n_w])."""
+        weights_flat = self.params[: self.n_weights]
+        return 0.5 * alpha / weight_sum * float(np.dot(weights_flat, weights_flat))
+
+    def loss(self, X, Y, sample_weight=None, alpha=0.0):
+        """The training objective of :meth:`loss_and_grad`, without the gradient."""
+        w, weight_sum = self._normalized_weights(sample_weight, X.shape[0])
+        data_loss = OUTPUTS[self.output].loss(Y, self.forward(X), w)
+        return data_loss + self._penalty(alpha, weight_sum)
+
+    def loss_and_grad(self, X, Y, sample_weight=None, alpha=0.0, grad=None):
+        """Training objective and its gradient at the current parameters.
+
+        The objective is scikit-learn's MLP objective::
+
+            L = sum_i w_i l(y_i, p_i) + alpha / (2 sum_i s_i) * sum_k ||W_k||^2
+
+        with ``s`` the sample weights (all ones when None) and ``w = s / sum s``.
+
+        Parameters
+        ----------
+        X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Y : ndarray of shape (n_samples, n_outputs)
+            Targets, in the dtype of the parameters.
+        sample_weight : ndarray of shape (n_samples,) or None
+            Non-negative weights with a positive sum.
+        alpha : float
+            L2 penalty strength.
+        grad : ndarray like params, optional
+            Where to write the gradient; a new array if None.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray of shape (n_parameters,)
+        """
+        if grad is None:
+            grad = np.empty_like(self.params)
+        w, weight_sum = self._normalized_weights(sample_weight, X.shape[0])
+        activations = self.forward(X, keep_activations=True)
+        output = OUTPUTS[self.output]
+        loss = output.loss(Y, activations[-1], w)
+        delta = output.delta(Y, activations[-1], w)  # dL/dz_L
+
+        hidden_backward = ACTIVATIONS[self.activation].backward
+        grad_weights, grad_biases = unflatten(grad, self.layer_sizes)
+        for k in range(len(self.weights) - 1, -1, -1):
+            # activations[k] is a_{k-1} for the layer whose weights are weights[k].
+            grad_weights[k][...] = activations[k].T @ delta  # (2) dL/dW
+            np.sum(delta, axis=0, out=grad_biases[k])  # (3) dL/db
+            if k > 0:  # no dL/da_0: nothing learns from the input layer's error
+                delta = delta @ self.weights[k].T  # (4) dL/da_{k-1}
+                hidden_backward(activations[k], delta)  # (1) dL/dz_{k-1}
+
+        if alpha:
+            loss += self._penalty(alpha, weight_sum)
+            grad[: self.n_weights] += (alpha / weight_sum) * self.params[
+                : self.n_weights
+            ]
+        return loss, grad

@@ -1,0 +1,117 @@
+"""Stochastic optimizers over the one flat parameter vector.
+
+An optimizer updates ``params`` in place from ``grad``. Its state (moments,
+step count, current learning rate) is a plain dict of numpy arrays and numbers,
+kept by the estimator between ``partial_fit`` calls, so a pickled or
+skops-saved model holds no optimizer object. The learning-rate schedules are
+here too; deciding *when* to stop is the training loop's job.
+"""
+
+import numpy as np
+
+
+class SGD:
+    """Stochastic gradient descent with momentum or Nesterov momentum.
+
+    ``state`` holds ``velocity`` (like params) and ``learning_rate``.
+    """
+
+    def __init__(
+        self, state, learning_rate_init, schedule, momentum, nesterov, power_t
+    ):
+        self.state = state
+        self.learning_rate_init = learning_rate_init
+        self.schedule = schedule
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.power_t = power_t
+
+    @staticmethod
+    def new_state(params, learning_rate_init):
+        return {
+            "velocity": np.zeros_like(params),
+            "learning_rate": float(learning_rate_init),
+        }
+
+    def step(self, params, grad):
+        v, lr, mu = self.state["velocity"], self.state["learning_rate"], self.momentum
+        v *= mu
+        v -= lr * grad  # v = mu v - lr g
+        if self.nesterov:
+            params += mu * v - lr * grad  # look ahead along the new velocity
+        else:
+            params += v
+
+    def end_epoch(self, n_samples_seen):
+        """'invscaling': lr = lr_init / (t + 1)^power_t, t = samples seen."""
+        if self.schedule == "invscaling":
+            self.state["learning_rate"] = (
+                self.learning_rate_init / (n_samples_seen + 1) ** self.power_t
+            )
+
+    def on_plateau(self):
+        """Return True to stop; 'adaptive' divides lr by 5 until it is <= 1e-6."""
+        if self.schedule != "adaptive" or self.state["learning_rate"] <= 1e-6:
+            return True
+        self.state["learning_rate"] /= 5.0
+        return False
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2014) with bias-corrected step size.
+
+    ``state`` holds the moments ``m`` and ``v`` (like params), the step count
+    ``t`` and ``learning_rate``, the bias-corrected step size of the last step.
+    """
+
+    def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon):
+        self.state = state
+        self.learning_rate_init = learning_rate_init
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    @staticmethod
+    def new_state(params, learning_rate_init):
+        return {
+            "m": np.zeros_like(params),
+            "v": np.zeros_like(params),
+            "t": 0,
+            "learning_rate": float(learning_rate_init),
+        }
+
+    def step(self, params, grad):
+        s, b1, b2 = self.state, self.beta_1, self.beta_2
+        s["t"] += 1
+        m, v = s["m"], s["v"]
+        m *= b1
+        m += (1 - b1) * grad  # first moment: m = b1 m + (1 - b1) g
+        v *= b2
+        v += (1 - b2) * grad * grad  # second moment: v = b2 v + (1 - b2) g^2
+        lr = self.learning_rate_init * np.sqrt(1 - b2 ** s["t"]) / (1 - b1 ** s["t"])
+        s["learning_rate"] = float(lr)  # step size with both bias corrections
+        params -= lr * m / (np.sqrt(v) + self.epsilon)
+
+    def end_epoch(self, n_samples_seen):
+        """Adam's step size is not scheduled."""
+
+    def on_plateau(self):
+        """Adam stops at a plateau."""
+        return True
+
+
+def make_optimizer(solver, state, est):
+    """The optimizer named by ``est.solver``, with ``est``'s hyperparameters."""
+    if solver == "sgd":
+        return SGD(
+            state,
+            est.learning_rate_init,
+            est.learning_rate,
+            est.momentum,
+            est.nesterovs_momentum,
+            est.power_t,
+        )
+    return Adam(state, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
+
+
+def new_optimizer_state(solver, params, learning_rate_init):
+    cls = SGD if solver == "sgd" else Adam
+    return cls.new_state(params, learning_rate_init)

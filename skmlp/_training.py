@@ -1,0 +1,268 @@
+"""Training loops: minibatch epochs for SGD/Adam, and the L-BFGS driver.
+
+The loops ask the core (:class:`skmlp._network.MLP`) for ``loss, grad``, let an
+optimizer update the flat parameter vector, and record the epoch on the
+estimator (``loss_curve_``, ``validation_scores_``, ...), with the meaning
+scikit-learn's MLP gives those attributes.
+
+The call chain of a stochastic fit reads top-down::
+
+    fit_stochastic -> run_epoch -> train_step
+                   -> record_epoch -> update_stopping_state
+"""
+
+import warnings
+
+import numpy as np
+import scipy.optimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import gen_batches, shuffle
+
+from ._optimizers import make_optimizer, new_optimizer_state
+
+_TOO_LARGE = (
+    "The loss is not finite at the initial weights: the input data contains "
+    "values too large for the network (an overflow in the first forward pass). "
+    "Scale the features, for example with sklearn.preprocessing.StandardScaler."
+)
+
+
+def train_step(net, optimizer, X, Y, sample_weight, alpha, grad):
+    """One optimizer step on one minibatch; returns (loss, weight of the batch).
+
+    A minibatch whose sample weights are all zero carries no information: it
+    is skipped (no step) and reported with weight 0.
+    """
+    if sample_weight is None:
+        batch_weight = X.shape[0]
+    else:
+        batch_weight = float(sample_weight.sum())
+        if batch_weight <= 0:
+            return 0.0, 0.0
+    loss, grad = net.loss_and_grad(X, Y, sample_weight, alpha, grad=grad)
+    if np.isfinite(loss):
+        optimizer.step(net.params, grad)
+    return loss, batch_weight
+
+
+def run_epoch(est, net, optimizer, X, Y, sample_weight, batch_size, order, first):
+    """One pass over the data in minibatches; returns the mean training loss.
+
+    With shuffling, the rows are visited in the order ``order`` (a permutation
+    that the caller reshuffles every epoch).
+
+    The mean weighs each minibatch's loss by its total sample weight. Stops at
+    the first non-finite minibatch loss and returns it; if that happens before
+    any step of this fit (``first``), the data, not the optimizer, is at fault
+    and a ValueError says so.
+    """
+    n_samples = X.shape[0]
+    grad = np.empty_like(net.params)
+    total_loss = total_weight = 0.0
+    for batch in gen_batches(n_samples, batch_size):
+        rows = order[batch] if est.shuffle else batch
+        sw = None if sample_weight is None else sample_weight[rows]
+        loss, weight = train_step(net, optimizer, X[rows], Y[rows], sw, est.alpha, grad)
+        if not np.isfinite(loss):
+            if first:
+                raise ValueError(_TOO_LARGE)
+            return loss
+        first = first and weight == 0
+        total_loss += loss * weight
+        total_weight += weight
+    return total_loss / total_weight if total_weight else np.nan
+
+
+def split_validation(est, X, Y, sample_weight, rng):
+    """Hold out ``validation_fraction`` of the data for early stopping."""
+    # Like scikit-learn: stratify single-output classification only.
+    stratify = Y if est._stratify_split and Y.shape[1] == 1 else None
+    arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+    parts = train_test_split(
+        *arrays, random_state=rng, test_size=est.validation_fraction, stratify=stratify
+    )
+    if sample_weight is None:
+        parts += [None, None]
+    X_train, X_val, Y_train, Y_val, sw_train, sw_val = parts
+    if X_val.shape[0] < 2:
+        raise ValueError(
+            "The validation set is too small. Increase 'validation_fraction' "
+            "or the size of your dataset."
+        )
+    return (X_train, Y_train, sw_train), (X_val, Y_val, sw_val)
+
+
+def resolve_batch_size(est, n_samples):
+    if est.batch_size == "auto":
+        return min(200, n_samples)
+    if est.batch_size > n_samples:
+        warnings.warn(
+            "Got `batch_size` less than 1 or larger than sample size. "
+            "It is going to be clipped"
+        )
+    return int(np.clip(est.batch_size, 1, n_samples))
+
+
+def update_stopping_state(est, net, validation):
+    """Track the best loss or validation score and count epochs without progress.
+
+    Mirrors scikit-learn: an epoch improves when it beats the best by more than
+    ``tol``; with early stopping, the best-scoring weights are kept aside.
+    """
+    if validation is not None:
+        score = est._score_encoded(*validation)
+        est.validation_scores_.append(score)
+        if est.verbose:
+            print(f"Validation score: {score:f}")
+        if score < est.best_validation_score_ + est.tol:
+            est._no_improvement_count += 1
+        else:
+            est._no_improvement_count = 0
+        if score > est.best_validation_score_:
+            est.best_validation_score_ = score
+            est._best_params = net.params.copy()
+    else:
+        if est.loss_ > est.best_loss_ - est.tol:
+            est._no_improvement_count += 1
+        else:
+            est._no_improvement_count = 0
+        est.best_loss_ = min(est.best_loss_, est.loss_)
+
+
+def _on_plateau(est, optimizer, early_stopping):
+    """No progress for n_iter_no_change epochs: stop, or lower the step size.
+
+    Returns True to stop. Only SGD's 'adaptive' schedule continues, with the
+    learning rate divided by 5.
+    """
+    what = "Validation score" if early_stopping else "Training loss"
+    stop = optimizer.on_plateau()
+    if est.verbose:
+        action = (
+            "Stopping."
+            if stop
+            else f"Setting learning rate to {optimizer.state['learning_rate']:f}"
+        )
+        print(
+            f"{what} did not improve more than tol={est.tol:f} for "
+            f"{est.n_iter_no_change} consecutive epochs. {action}"
+        )
+    if not stop:
+        est._no_improvement_count = 0
+    return stop
+
+
+def _handle_divergence(est, net, snapshot, loss, validation):
+    """Restore the last finite weights after a non-finite epoch, and say so."""
+    net.params[...] = snapshot
+    est.loss_curve_.append(float(loss))
+    if validation is not None:
+        est.validation_scores_.append(float("nan"))
+    warnings.warn(
+        f"Training diverged at epoch {est.n_iter_ + 1}: the loss became {loss}. "
+        "The weights from the end of the previous epoch were restored and "
+        "training stopped. Scale the inputs (e.g. StandardScaler) or lower "
+        "learning_rate_init.",
+        ConvergenceWarning,
+    )
+
+
+def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
+    """Minibatch training with SGD or Adam (one epoch when ``incremental``)."""
+    if not incremental or getattr(est, "_optimizer_state", None) is None:
+        est._optimizer_state = new_optimizer_state(
+            est.solver, net.params, est.learning_rate_init
+        )
+    optimizer = make_optimizer(est.solver, est._optimizer_state, est)
+
+    if est.early_stopping and incremental:
+        raise ValueError("partial_fit does not support early_stopping=True")
+    train, validation = (X, Y, sample_weight), None
+    if est.early_stopping:
+        train, validation = split_validation(est, X, Y, sample_weight, rng)
+        if getattr(est, "_best_params", None) is None:
+            est._best_params = net.params.copy()
+    X, Y, sample_weight = train
+    batch_size = resolve_batch_size(est, X.shape[0])
+
+    est.n_iter_ = 0
+    first = True
+    order = np.arange(X.shape[0])
+    try:
+        for _ in range(est.max_iter):
+            if est.shuffle:
+                order = shuffle(order, random_state=rng)
+            snapshot = net.params.copy()
+            loss = run_epoch(
+                est, net, optimizer, X, Y, sample_weight, batch_size, order, first
+            )
+            first = False
+            if not np.isfinite(loss):
+                _handle_divergence(est, net, snapshot, loss, validation)
+                est.n_iter_ += 1
+                break
+            est.n_iter_ += 1
+            est.loss_ = loss
+            est.t_ += X.shape[0]
+            est.loss_curve_.append(loss)
+            if est.verbose:
+                print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+            update_stopping_state(est, net, validation)
+            optimizer.end_epoch(est.t_)
+            if est._no_improvement_count > est.n_iter_no_change and _on_plateau(
+                est, optimizer, validation is not None
+            ):
+                break
+            if incremental:
+                break
+            if est.n_iter_ == est.max_iter:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) "
+                    "reached and the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                )
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted by user.")
+    if validation is not None:
+        net.params[...] = est._best_params
+
+
+def fit_lbfgs(est, net, X, Y, sample_weight):
+    """Full-batch L-BFGS-B (scipy) over the flat parameter vector."""
+    grad = np.empty_like(net.params)
+    loss_curve = []
+
+    def objective(flat):
+        net.params[...] = flat
+        loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, grad=grad)
+        if not np.isfinite(loss):
+            return np.inf, np.zeros(g.shape, dtype=np.float64)
+        return loss, g.astype(np.float64)
+
+    def record(intermediate_result):
+        loss_curve.append(float(intermediate_result.fun))
+        if est.verbose:
+            print(f"Iteration {len(loss_curve)}, loss = {loss_curve[-1]:.8f}")
+
+    if not np.isfinite(objective(net.params.astype(np.float64))[0]):
+        raise ValueError(_TOO_LARGE)
+    result = scipy.optimize.minimize(
+        objective,
+        net.params.astype(np.float64),
+        method="L-BFGS-B",
+        jac=True,
+        callback=record,
+        options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
+    )
+    net.params[...] = result.x
+    est.n_iter_ = int(result.nit)
+    est.loss_ = float(result.fun)
+    est.loss_curve_ = loss_curve
+    if result.status != 0:
+        warnings.warn(
+            f"lbfgs failed to converge after {result.nit} iteration(s) "
+            f"(status={result.status}): {result.message}. Increase max_iter "
+            "or max_fun, or scale the data.",
+            ConvergenceWarning,
+        )
