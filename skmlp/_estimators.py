@@ -304,19 +304,15 @@ class _BaseBackprop(BaseEstimator):
 
     # ---- prediction --------------------------------------------------------
 
-    def _forward(self, X, output=True, check_input=True):
-        """Network output (or logits when output=False) for validated X."""
+    def _forward(self, X, check_input=True):
+        """Network output for X (validated here unless check_input=False)."""
         if check_input:
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], dtype=_FLOAT_DTYPES, reset=False
             )
         with np.errstate(over="ignore", under="ignore"):
             return forward(
-                X,
-                self.coefs_,
-                self.intercepts_,
-                self.activation,
-                self.out_activation_ if output else None,
+                X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
             )
 
     def _score_encoded(self, X, Y, sample_weight):
@@ -435,10 +431,10 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
 
     Notes
     -----
-    Probabilities from logistic outputs (binary and multilabel) are kept
-    within ``[eps, 1 - eps]`` of the dtype, the same bounds the training loss
-    clips to, so they are never exactly 0 or 1. ``predict_log_proba`` of a
-    multiclass model is computed from the logits with a stable log-softmax.
+    Probabilities are kept within ``[eps, 1 - eps]`` of the dtype (the bounds
+    the training loss clips them to), so they are never exactly 0 or 1 and
+    ``predict_log_proba`` is always finite. Where the network saturates,
+    scikit-learn's MLPClassifier returns exact 0 and 1 instead.
 
     Examples
     --------
@@ -534,8 +530,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                 and len(self.classes_) < 2
             ):
                 raise ValueError(
-                    "BackpropClassifier needs samples of at least 2 classes in y; "
-                    f"got only the class {self.classes_[0]!r}."
+                    f"y has only one class ({self.classes_[0]!r}); a classifier "
+                    "needs samples of at least 2 classes."
                 )
         else:
             classes = unique_labels(y)
@@ -628,11 +624,10 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         """
         check_is_fitted(self)
         proba = self._forward(X)
-        if self.out_activation_ == "logistic":
-            eps = np.finfo(proba.dtype).eps
-            np.clip(proba, eps, 1 - eps, out=proba)
-            if self.n_outputs_ == 1:
-                return np.hstack([1 - proba, proba])
+        eps = np.finfo(proba.dtype).eps
+        np.clip(proba, eps, 1 - eps, out=proba)
+        if self.n_outputs_ == 1:
+            return np.hstack([1 - proba, proba])
         return proba
 
     def predict_log_proba(self, X):
@@ -645,13 +640,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         Returns
         -------
         log_y_prob : ndarray of shape (n_samples, n_classes)
-            Finite log-probabilities, ordered as in ``classes_``.
+            Log-probabilities, ordered as in ``classes_``; always finite.
         """
-        check_is_fitted(self)
-        if self.out_activation_ == "softmax":
-            from scipy.special import log_softmax
-
-            return log_softmax(self._forward(X, output=False), axis=1)
         proba = self.predict_proba(X)
         return np.log(proba, out=proba)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import log_expit, log_softmax, xlogy
+from scipy.special import xlogy
 
 from ._activations import identity, logistic
 
@@ -112,13 +112,8 @@ def half_poisson_deviance(Y, P, w):
 
 
 OUTPUTS = {
-    "softmax": Output(
-        softmax,
-        categorical_cross_entropy,
-        canonical_delta,
-        lambda z: log_softmax(z, axis=1),
-    ),
-    "logistic": Output(logistic, binary_cross_entropy, canonical_delta, log_expit),
+    "softmax": Output(softmax, categorical_cross_entropy, canonical_delta),
+    "logistic": Output(logistic, binary_cross_entropy, canonical_delta),
     "identity": Output(identity, half_squared_error, half_squared_error_delta),
     "exp": Output(exp, half_poisson_deviance, canonical_delta),
 }

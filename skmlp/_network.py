@@ -85,9 +85,8 @@ def forward(X, weights, biases, activation, output, keep_activations=False):
         ``W_1..W_L`` and ``b_1..b_L``.
     activation : str
         Hidden activation, a key of ``ACTIVATIONS``.
-    output : str or None
-        Output activation, a key of ``OUTPUTS``; None returns the output
-        layer's pre-activation ``z_L`` (the logits).
+    output : str
+        Output activation, a key of ``OUTPUTS``.
     keep_activations : bool
         If True, return the list ``[a_0 = X, a_1, ..., a_L]`` that the
         backward pass needs; otherwise only the last array.
@@ -102,7 +101,7 @@ def forward(X, weights, biases, activation, output, keep_activations=False):
         if k < last:
             a = hidden(z)
         else:
-            a = z if output is None else OUTPUTS[output].activate(z)
+            a = OUTPUTS[output].activate(z)
         if keep_activations:
             activations.append(a)
     return activations if keep_activations else a
