@@ -170,7 +170,9 @@ class _BaseBackprop(BaseEstimator):
         )
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
         sample_weight = self._validate_sample_weight(sample_weight, X)
-        Y = Y.reshape(X.shape[0], -1).astype(X.dtype, copy=False)
+        Y = Y.reshape(X.shape[0], -1)
+        if Y.dtype != bool:  # class indicators stay boolean, as in scikit-learn
+            Y = Y.astype(X.dtype, copy=False)
         layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
         rng = check_random_state(self.random_state)
         if first_pass:

@@ -22,9 +22,11 @@ from sklearn.utils import gen_batches, shuffle
 from ._optimizers import make_optimizer, new_optimizer_state
 
 _TOO_LARGE = (
-    "The loss is not finite at the initial weights: the input data contains "
-    "values too large for the network (an overflow in the first forward pass). "
-    "Scale the features, for example with sklearn.preprocessing.StandardScaler."
+    # scikit-learn's wording first, so code matching on it keeps working.
+    "Solver produced non-finite parameter weights. The input data may contain "
+    "large values and need to be preprocessed. (The loss overflowed in the first "
+    "forward pass, before any step: scale the features, for example with "
+    "sklearn.preprocessing.StandardScaler.)"
 )
 
 
