@@ -1,0 +1,82 @@
+"""Output layers: losses against sklearn.metrics, deltas against finite differences."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.metrics import log_loss, mean_poisson_deviance, mean_squared_error
+
+from skmlp._losses import OUTPUTS
+
+
+def _targets(output, rng, n, k):
+    if output == "softmax":
+        return np.eye(k)[rng.randint(k, size=n)]
+    if output == "logistic":
+        return (rng.uniform(size=(n, k)) > 0.5).astype(float)
+    if output == "exp":
+        return rng.poisson(2.0, size=(n, k)).astype(float)
+    return rng.normal(size=(n, k))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_losses_match_sklearn_metrics(weighted, rng):
+    n, k = 30, 4
+    s = rng.uniform(0.1, 3, size=n) if weighted else np.ones(n)
+    w = s / s.sum() if weighted else None
+    z = rng.normal(size=(n, k))
+
+    Y = _targets("softmax", rng, n, k)
+    P = OUTPUTS["softmax"].activate(z.copy())
+    expected = log_loss(Y.argmax(1), P, sample_weight=s, labels=range(k))
+    assert OUTPUTS["softmax"].loss(Y, P, w) == pytest.approx(expected, rel=1e-12)
+
+    Y = _targets("logistic", rng, n, k)
+    P = OUTPUTS["logistic"].activate(z.copy())
+    expected = sum(
+        log_loss(Y[:, j], P[:, j], sample_weight=s, labels=[0, 1]) for j in range(k)
+    )
+    assert OUTPUTS["logistic"].loss(Y, P, w) == pytest.approx(expected, rel=1e-12)
+
+    Y = _targets("identity", rng, n, k)
+    expected = 0.5 * mean_squared_error(Y, z, sample_weight=s)
+    assert OUTPUTS["identity"].loss(Y, z.copy(), w) == pytest.approx(
+        expected, rel=1e-12
+    )
+
+    Y = _targets("exp", rng, n, k)
+    P = OUTPUTS["exp"].activate(z.copy())
+    expected = sum(
+        0.5 * mean_poisson_deviance(Y[:, j], P[:, j], sample_weight=s) for j in range(k)
+    )
+    assert OUTPUTS["exp"].loss(Y, P, w) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("output", sorted(OUTPUTS))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_delta_is_the_gradient_of_the_loss_wrt_the_last_preactivation(
+    output, weighted, rng
+):
+    n, k = 12, 3
+    Y = _targets(output, rng, n, k)
+    w = rng.uniform(0.1, 2, size=n) if weighted else None
+    w = None if w is None else w / w.sum()
+    z = rng.normal(size=(n, k))
+    spec = OUTPUTS[output]
+
+    def loss_at(z_):
+        return spec.loss(Y, spec.activate(z_.copy()), w)
+
+    numeric = np.zeros_like(z)
+    eps = 1e-6
+    for idx in np.ndindex(*z.shape):
+        step = np.zeros_like(z)
+        step[idx] = eps
+        numeric[idx] = (loss_at(z + step) - loss_at(z - step)) / (2 * eps)
+    delta = spec.delta(Y, spec.activate(z.copy()), w)
+    assert_allclose(delta, numeric, rtol=1e-6, atol=1e-10)
+
+
+def test_softmax_is_stable_for_huge_logits():
+    z = np.array([[1e4, 0.0, -1e4], [-1e4, -1e4, -1e4]])
+    P = OUTPUTS["softmax"].activate(z)
+    assert_allclose(P, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])

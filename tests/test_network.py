@@ -1,0 +1,143 @@
+"""The numpy core: flat parameter layout, forward pass, backpropagated gradients."""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.special import expit, softmax
+
+from skmlp._activations import ACTIVATIONS
+from skmlp._losses import OUTPUTS
+from skmlp._network import MLP, flatten, n_parameters, unflatten
+
+LAYERS = [5, 4, 3, 2]
+
+
+def _network(
+    rng, layer_sizes=LAYERS, activation="tanh", output="softmax", dtype=np.float64
+):
+    params = rng.normal(scale=0.5, size=n_parameters(layer_sizes)).astype(dtype)
+    return MLP(layer_sizes, activation, output, params)
+
+
+def _targets(output, rng, n, k):
+    if output == "softmax":
+        return np.eye(k)[rng.randint(k, size=n)]
+    if output == "logistic":
+        return (rng.uniform(size=(n, k)) > 0.5).astype(float)
+    if output == "exp":
+        return rng.poisson(1.5, size=(n, k)).astype(float)
+    return rng.normal(size=(n, k))
+
+
+def test_parameters_are_views_into_one_flat_vector(rng):
+    net = _network(rng)
+    assert net.params.size == 5 * 4 + 4 * 3 + 3 * 2 + 4 + 3 + 2
+    for array in net.weights + net.biases:
+        assert array.base is net.params
+    net.weights[1][2, 0] = 123.0  # writing a view writes the flat vector
+    assert 123.0 in net.params
+    net.params[-1] = -7.0  # ...and the flat vector is the biases' storage
+    assert net.biases[-1][-1] == -7.0
+    assert net.n_weights == 5 * 4 + 4 * 3 + 3 * 2
+
+
+def test_flatten_inverts_unflatten(rng):
+    flat = rng.normal(size=n_parameters(LAYERS))
+    weights, biases = unflatten(flat, LAYERS)
+    assert [w.shape for w in weights] == [(5, 4), (4, 3), (3, 2)]
+    assert_array_equal(flatten(weights, biases), flat)
+
+
+def test_forward_matches_a_plain_reference(rng):
+    net = _network(rng, activation="logistic", output="softmax")
+    X = rng.normal(size=(10, 5))
+    a = X
+    for k, (W, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        z = a @ W + b
+        a = expit(z) if k < 2 else softmax(z, axis=1)
+    assert_allclose(net.forward(X), a, rtol=1e-13)
+
+
+def _finite_difference_gradient(net, X, Y, sw, alpha, eps=1e-6):
+    numeric = np.empty_like(net.params)
+    for i in range(net.params.size):
+        orig = net.params[i]
+        net.params[i] = orig + eps
+        plus = net.loss(X, Y, sw, alpha)
+        net.params[i] = orig - eps
+        minus = net.loss(X, Y, sw, alpha)
+        net.params[i] = orig
+        numeric[i] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+@pytest.mark.parametrize(
+    "activation, output", list(itertools.product(sorted(ACTIVATIONS), sorted(OUTPUTS)))
+)
+@pytest.mark.parametrize("alpha, weighted", [(0.0, False), (0.3, True)])
+def test_backprop_gradient_matches_finite_differences(
+    activation, output, alpha, weighted, rng
+):
+    net = _network(rng, activation=activation, output=output)
+    X = rng.normal(size=(17, 5))
+    Y = _targets(output, rng, 17, 2)
+    sw = rng.uniform(0, 3, size=17) if weighted else None
+    loss, grad = net.loss_and_grad(X, Y, sw, alpha)
+    assert loss == pytest.approx(net.loss(X, Y, sw, alpha), rel=1e-14)
+    numeric = _finite_difference_gradient(net, X, Y, sw, alpha)
+    assert np.abs(grad - numeric).max() / np.abs(numeric).max() < 1e-6
+
+
+def test_l2_penalty_is_sklearns_alpha_over_twice_the_weight_sum(rng):
+    net = _network(rng, activation="identity", output="identity")
+    X, Y = rng.normal(size=(8, 5)), rng.normal(size=(8, 2))
+    sw = rng.uniform(0.5, 2, size=8)
+    squared_weights = sum((W**2).sum() for W in net.weights)  # biases excluded
+    penalty = net.loss(X, Y, sw, alpha=0.7) - net.loss(X, Y, sw, alpha=0.0)
+    assert penalty == pytest.approx(0.7 / (2 * sw.sum()) * squared_weights, rel=1e-12)
+
+
+def test_integer_weights_equal_repeated_rows(rng):
+    net = _network(rng, activation="relu", output="logistic")
+    X, Y = rng.normal(size=(9, 5)), _targets("logistic", rng, 9, 2)
+    counts = rng.randint(0, 4, size=9)
+    counts[0] = 1
+    loss_w, grad_w = net.loss_and_grad(X, Y, counts.astype(float), alpha=0.1)
+    loss_r, grad_r = net.loss_and_grad(
+        np.repeat(X, counts, 0), np.repeat(Y, counts, 0), None, alpha=0.1
+    )
+    assert loss_w == pytest.approx(loss_r, rel=1e-12)
+    assert_allclose(grad_w, grad_r, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_input_gives_the_dense_gradient(fmt, rng):
+    net = _network(rng)
+    X = rng.normal(size=(12, 5)) * (rng.uniform(size=(12, 5)) > 0.5)
+    Y = _targets("softmax", rng, 12, 2)
+    loss_d, grad_d = net.loss_and_grad(X, Y, None, 0.1)
+    loss_s, grad_s = net.loss_and_grad(sp.csr_matrix(X).asformat(fmt), Y, None, 0.1)
+    assert loss_s == pytest.approx(loss_d, rel=1e-13)
+    assert_allclose(grad_s, grad_d, rtol=1e-12, atol=1e-15)
+
+
+def test_float32_network_computes_in_float32(rng):
+    net = _network(rng, dtype=np.float32)
+    X = rng.normal(size=(6, 5)).astype(np.float32)
+    Y = _targets("softmax", rng, 6, 2).astype(np.float32)
+    _, grad = net.loss_and_grad(X, Y, None, 0.1)
+    assert net.forward(X).dtype == np.float32 and grad.dtype == np.float32
+
+
+def test_network_without_hidden_layers_is_a_glm(rng):
+    net = _network(rng, layer_sizes=[5, 2], activation="relu", output="logistic")
+    X = rng.normal(size=(4, 5))
+    assert_allclose(net.forward(X), expit(X @ net.weights[0] + net.biases[0]))
+
+
+def test_wrong_sized_parameter_vector_is_refused():
+    with pytest.raises(ValueError, match="need"):
+        MLP([3, 2, 1], "relu", "identity", np.zeros(5))

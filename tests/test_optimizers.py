@@ -1,0 +1,88 @@
+"""Optimizer steps against closed-form updates written out by hand."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skmlp._optimizers import SGD, Adam
+
+
+def _sgd(momentum, nesterov, schedule="constant", lr=0.1):
+    params = np.array([1.0, -2.0, 3.0])
+    return params, SGD(
+        SGD.new_state(params, lr), lr, schedule, momentum, nesterov, power_t=0.5
+    )
+
+
+def test_plain_sgd_step_is_minus_lr_times_gradient():
+    params, opt = _sgd(momentum=0.0, nesterov=False)
+    opt.step(params, np.array([1.0, 1.0, -2.0]))
+    assert_allclose(params, [0.9, -2.1, 3.2])
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_steps_follow_the_recurrence(nesterov):
+    params, opt = _sgd(momentum=0.5, nesterov=nesterov)
+    g1, g2 = np.array([1.0, 0.0, 2.0]), np.array([-1.0, 4.0, 0.0])
+    opt.step(params, g1)
+    opt.step(params, g2)
+    # By hand: v1 = -0.1 g1, v2 = 0.5 v1 - 0.1 g2; Nesterov adds 0.5 v - 0.1 g each step.
+    v1 = -0.1 * g1
+    v2 = 0.5 * v1 - 0.1 * g2
+    if nesterov:
+        expected = (
+            np.array([1.0, -2.0, 3.0]) + (0.5 * v1 - 0.1 * g1) + (0.5 * v2 - 0.1 * g2)
+        )
+    else:
+        expected = np.array([1.0, -2.0, 3.0]) + v1 + v2
+    assert_allclose(params, expected, rtol=1e-15)
+
+
+def test_adam_first_steps_match_the_paper():
+    params = np.array([0.5, -0.5])
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    opt = Adam(Adam.new_state(params, lr), lr, b1, b2, eps)
+    g1, g2 = np.array([0.2, -3.0]), np.array([0.4, 1.0])
+    opt.step(params, g1)
+    opt.step(params, g2)
+    # Kingma & Ba, Algorithm 1 with the "epsilon hat" form, written out for t = 1, 2.
+    m1, v1 = 0.1 * g1, 0.001 * g1**2
+    step1 = lr * np.sqrt(1 - b2) / (1 - b1) * m1 / (np.sqrt(v1) + eps)
+    m2, v2 = 0.9 * m1 + 0.1 * g2, 0.999 * v1 + 0.001 * g2**2
+    step2 = lr * np.sqrt(1 - b2**2) / (1 - b1**2) * m2 / (np.sqrt(v2) + eps)
+    assert_allclose(params, np.array([0.5, -0.5]) - step1 - step2, rtol=1e-14)
+    assert opt.state["t"] == 2
+
+
+def test_first_adam_step_moves_each_parameter_by_about_lr():
+    params = np.zeros(3)
+    opt = Adam(Adam.new_state(params, 0.01), 0.01, 0.9, 0.999, 1e-8)
+    opt.step(params, np.array([5.0, -0.01, 300.0]))
+    # |step| = lr |g| / (|g| + eps / sqrt(1 - b2)): epsilon shifts it by 3e-5 for 0.01.
+    assert_allclose(params, [-0.01, 0.01, -0.01], rtol=1e-4)
+
+
+def test_invscaling_schedule():
+    _, opt = _sgd(0.9, True, schedule="invscaling", lr=0.2)
+    opt.end_epoch(n_samples_seen=99)
+    assert opt.state["learning_rate"] == pytest.approx(0.2 / 100**0.5)
+
+
+def test_adaptive_schedule_divides_by_five_until_1e_minus_6():
+    _, opt = _sgd(0.9, True, schedule="adaptive", lr=1e-4)
+    rates = []
+    while not opt.on_plateau():
+        rates.append(opt.state["learning_rate"])
+    assert_allclose(rates, [2e-5, 4e-6, 8e-7])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling"])
+def test_non_adaptive_sgd_and_adam_stop_at_a_plateau(schedule):
+    assert _sgd(0.9, True, schedule=schedule)[1].on_plateau()
+    assert Adam(Adam.new_state(np.zeros(1), 0.1), 0.1, 0.9, 0.999, 1e-8).on_plateau()
+
+
+def test_optimizer_state_is_plain_data():
+    params = np.zeros(4)
+    for state in (SGD.new_state(params, 0.1), Adam.new_state(params, 0.1)):
+        assert all(isinstance(v, (np.ndarray, int, float)) for v in state.values())
