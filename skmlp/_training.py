@@ -155,17 +155,23 @@ def _on_plateau(est, optimizer, early_stopping):
     return stop
 
 
-def _handle_divergence(est, net, snapshot, loss, validation):
-    """Restore the last finite weights after a non-finite epoch, and say so."""
-    net.params[...] = snapshot
+def _handle_divergence(est, net, best_start, loss, validation):
+    """After a non-finite epoch: record it, restore safe weights, and say so.
+
+    The weights restored are those at the start of the epoch with the lowest
+    training loss: finite, and known to give a finite loss (the weights at the
+    end of the last finite epoch can already be too large to predict with).
+    """
+    best_epoch, weights = best_start
+    net.params[...] = weights
     est.loss_curve_.append(float(loss))
     if validation is not None:
         est.validation_scores_.append(float("nan"))
     warnings.warn(
         f"Training diverged at epoch {est.n_iter_ + 1}: the loss became {loss}. "
-        "The weights from the end of the previous epoch were restored and "
-        "training stopped. Scale the inputs (e.g. StandardScaler) or lower "
-        "learning_rate_init.",
+        f"Training stopped and the weights from the start of epoch {best_epoch} "
+        "(the lowest training loss) were restored. Scale the inputs (e.g. "
+        "StandardScaler) or lower learning_rate_init.",
         ConvergenceWarning,
     )
 
@@ -191,20 +197,24 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
     est.n_iter_ = 0
     first = True
     order = np.arange(X.shape[0])
+    best_start, lowest_loss = None, np.inf  # (epoch, weights at its start)
     try:
         for _ in range(est.max_iter):
             if est.shuffle:
                 order = shuffle(order, random_state=rng)
-            snapshot = net.params.copy()
+            start_weights = net.params.copy()
             loss = run_epoch(
                 est, net, optimizer, X, Y, sample_weight, batch_size, order, first
             )
             first = False
             if not np.isfinite(loss):
-                _handle_divergence(est, net, snapshot, loss, validation)
+                best_start = best_start or (est.n_iter_ + 1, start_weights)
+                _handle_divergence(est, net, best_start, loss, validation)
                 est.n_iter_ += 1
                 break
             est.n_iter_ += 1
+            if loss < lowest_loss:
+                best_start, lowest_loss = (est.n_iter_, start_weights), loss
             est.loss_ = loss
             est.t_ += X.shape[0]
             est.loss_curve_.append(loss)

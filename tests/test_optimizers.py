@@ -26,7 +26,7 @@ def test_momentum_steps_follow_the_recurrence(nesterov):
     g1, g2 = np.array([1.0, 0.0, 2.0]), np.array([-1.0, 4.0, 0.0])
     opt.step(params, g1)
     opt.step(params, g2)
-    # By hand: v1 = -0.1 g1, v2 = 0.5 v1 - 0.1 g2; Nesterov adds 0.5 v - 0.1 g each step.
+    # By hand: v1 = -0.1 g1, v2 = 0.5 v1 - 0.1 g2; Nesterov adds 0.5 v - 0.1 g.
     v1 = -0.1 * g1
     v2 = 0.5 * v1 - 0.1 * g2
     if nesterov:

@@ -1,0 +1,437 @@
+"""BackpropClassifier / BackpropRegressor as scikit-learn users use them."""
+
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits, load_iris, make_multilabel_classification
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
+
+from skmlp import BackpropClassifier, BackpropRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+X_digits, y_digits = load_digits(return_X_y=True)
+X_digits = X_digits[:400] / 16.0
+y_digits = y_digits[:400]
+X_iris, y_iris = load_iris(return_X_y=True)
+
+
+def _regression_data(n_outputs=1):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(150, 6))
+    Y = np.tanh(X @ rng.normal(size=(6, n_outputs))) + 0.05 * rng.normal(
+        size=(150, n_outputs)
+    )
+    return X, Y.ravel() if n_outputs == 1 else Y
+
+
+# ---- the same network as scikit-learn's MLP --------------------------------
+
+SETTINGS = [
+    {"solver": "adam"},
+    {"solver": "sgd"},
+    {"solver": "sgd", "nesterovs_momentum": False, "learning_rate": "invscaling"},
+    {"solver": "sgd", "learning_rate": "adaptive", "tol": 0.05},
+    {"solver": "adam", "early_stopping": True, "batch_size": 50},
+    {"solver": "lbfgs"},
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+@pytest.mark.parametrize("activation", ["relu", "logistic"])
+def test_classifier_follows_mlpclassifier_step_for_step(settings, activation):
+    """Same parameters and random_state: the same weights as MLPClassifier.
+
+    scikit-learn's MLP is an independent implementation of the same objective
+    and optimizers, so agreement to rounding error checks the objective, the
+    optimizers, the schedules, early stopping and the order of random draws.
+    """
+    kwargs = dict(
+        hidden_layer_sizes=(15, 7),
+        activation=activation,
+        max_iter=25,
+        random_state=3,
+        **settings,
+    )
+    ours = BackpropClassifier(**kwargs).fit(X_digits, y_digits)
+    ref = MLPClassifier(**kwargs).fit(X_digits, y_digits)
+    assert ours.n_iter_ == ref.n_iter_
+    for W, W_ref in zip(
+        ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True
+    ):
+        assert_allclose(W, W_ref, rtol=1e-7, atol=1e-9)
+    assert ours.loss_ == pytest.approx(ref.loss_, rel=1e-8)
+    if settings["solver"] != "lbfgs":
+        assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-8)
+        assert ours.validation_scores_ == ref.validation_scores_
+    assert_allclose(
+        ours.predict_proba(X_digits), ref.predict_proba(X_digits), rtol=1e-6, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_regressor_follows_mlpregressor(loss, solver):
+    X, y = _regression_data()
+    if loss == "poisson":
+        y = np.exp(y)
+    kwargs = dict(
+        loss=loss,
+        hidden_layer_sizes=(10,),
+        solver=solver,
+        max_iter=30,
+        random_state=0,
+        learning_rate_init=0.01,
+    )
+    ours = BackpropRegressor(**kwargs).fit(X, y)
+    ref = MLPRegressor(**kwargs).fit(X, y)
+    assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-7, atol=1e-9)
+    assert ours.loss_ == pytest.approx(ref.loss_, rel=1e-8)
+
+
+def test_multilabel_classifier_follows_mlpclassifier():
+    X, Y = make_multilabel_classification(n_samples=80, n_classes=4, random_state=0)
+    kwargs = dict(hidden_layer_sizes=(20,), max_iter=30, random_state=0)
+    ours = BackpropClassifier(**kwargs).fit(X, Y)
+    ref = MLPClassifier(**kwargs).fit(X, Y)
+    assert ours.out_activation_ == ref.out_activation_ == "logistic"
+    assert_array_equal(ours.predict(X), ref.predict(X))
+    assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-8)
+
+
+def test_multioutput_squared_error_reports_sklearns_loss():
+    """loss_ averages the outputs, as scikit-learn reports it. (Its gradient is
+    the exact gradient of that average, checked in test_gradcheck.py, where
+    scikit-learn's is n_outputs times larger.) One full-batch epoch reports the
+    loss at the initial weights, which both libraries draw identically."""
+    X, Y = _regression_data(n_outputs=3)
+    kwargs = dict(
+        hidden_layer_sizes=(8,), batch_size=len(X), max_iter=1, random_state=0
+    )
+    ours = BackpropRegressor(**kwargs).fit(X, Y)
+    ref = MLPRegressor(**kwargs).fit(X, Y)
+    assert ours.loss_ == pytest.approx(ref.loss_, rel=1e-12)
+
+
+def test_fitted_attributes_match_mlpclassifiers():
+    ours = BackpropClassifier(max_iter=5, random_state=0).fit(X_iris, y_iris)
+    ref = MLPClassifier(max_iter=5, random_state=0).fit(X_iris, y_iris)
+    public = {k for k in vars(ref) if k.endswith("_") and not k.startswith("_")}
+    assert public <= set(vars(ours))
+    assert ours.get_params() == ref.get_params()
+    assert ours.loss == ref.loss == "log_loss"
+    assert get_tags(ours) == get_tags(ref)
+    assert get_tags(BackpropRegressor()) == get_tags(MLPRegressor())
+
+
+# ---- where users put it ----------------------------------------------------
+
+
+def test_in_a_pipeline_with_standard_scaler():
+    X, y = load_digits(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), BackpropClassifier((32,), random_state=0))
+    pipe.fit(X[:1200], y[:1200])
+    assert pipe.score(X[1200:], y[1200:]) > 0.9
+
+
+def test_grid_search_in_parallel():
+    search = GridSearchCV(
+        BackpropClassifier(max_iter=40, random_state=0),
+        {"hidden_layer_sizes": [(5,), (20,)], "learning_rate_init": [1e-3, 1e-2]},
+        cv=3,
+        n_jobs=2,
+    ).fit(X_digits, y_digits)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_params_ == {
+        "hidden_layer_sizes": (20,),
+        "learning_rate_init": 1e-2,
+    }
+    assert search.best_score_ > 0.85
+
+
+def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
+    est = BackpropRegressor(loss="poisson", hidden_layer_sizes=(3, 2), alpha=0.5)
+    X, y = _regression_data()
+    est.fit(X, np.exp(y))
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    assert not hasattr(copy, "coefs_")
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_joblib_round_trip_and_partial_fit_continues_as_if_never_saved(
+    solver, tmp_path
+):
+    clf = BackpropClassifier((10,), solver=solver, random_state=0)
+    uninterrupted = clone(clf)
+    for _ in range(3):
+        clf.partial_fit(X_digits, y_digits, classes=np.arange(10))
+        uninterrupted.partial_fit(X_digits, y_digits, classes=np.arange(10))
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert_array_equal(loaded.predict_proba(X_digits), clf.predict_proba(X_digits))
+
+    for _ in range(3):  # the optimizer's moments must survive the round trip
+        loaded.partial_fit(X_digits, y_digits)
+        uninterrupted.partial_fit(X_digits, y_digits)
+    assert_allclose(
+        loaded.predict_proba(X_digits),
+        uninterrupted.predict_proba(X_digits),
+        rtol=1e-12,
+    )
+    assert loaded.loss_ != clf.loss_
+
+
+def test_lbfgs_model_round_trips_through_joblib(tmp_path):
+    reg = BackpropRegressor(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0)
+    reg.fit(*_regression_data())
+    joblib.dump(reg, tmp_path / "m.joblib")
+    X, _ = _regression_data()
+    assert_array_equal(joblib.load(tmp_path / "m.joblib").predict(X), reg.predict(X))
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_pandas_dataframe_keeps_feature_names(Estimator, early_stopping):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(X_iris, columns=["sepal_l", "sepal_w", "petal_l", "petal_w"])
+    y = pd.Series(y_iris, name="species")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "X has feature names" warning
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = Estimator(max_iter=20, early_stopping=early_stopping, random_state=0)
+        est.fit(X, y).predict(X)
+        est.score(X, y)
+    assert_array_equal(est.feature_names_in_, X.columns)
+    with pytest.warns(UserWarning, match="feature names"):
+        est.predict(X_iris)
+
+
+# ---- dtypes, sparse input, shapes ------------------------------------------
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_float32_trains_and_predicts_in_float32(Estimator, solver):
+    X = X_digits.astype(np.float32)
+    est = Estimator(hidden_layer_sizes=(8,), solver=solver, max_iter=10, random_state=0)
+    est.fit(X, y_digits)
+    assert all(W.dtype == np.float32 for W in est.coefs_ + est.intercepts_)
+    out = est.predict_proba(X) if Estimator is BackpropClassifier else est.predict(X)
+    assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sparse_input_gives_the_dense_model(fmt, solver):
+    X_sparse = sp.csr_matrix(X_digits).asformat(fmt)
+    dense = BackpropClassifier((10,), solver=solver, max_iter=20, random_state=0)
+    sparse = clone(dense)
+    dense.fit(X_digits, y_digits)
+    sparse.fit(X_sparse, y_digits)
+    assert_allclose(
+        sparse.predict_proba(X_sparse),
+        dense.predict_proba(X_digits),
+        rtol=1e-8,
+        atol=1e-12,
+    )
+
+
+def test_probabilities_are_strictly_inside_zero_one_and_sum_to_one():
+    clf = BackpropClassifier(
+        (50,), solver="lbfgs", alpha=0, max_iter=500, random_state=0
+    ).fit(X_digits, y_digits)
+    proba = clf.predict_proba(X_digits)
+    assert (proba > 0).all() and (proba < 1).all()
+    assert_allclose(proba.sum(axis=1), 1, rtol=1e-12)
+    assert np.isfinite(clf.predict_log_proba(X_digits)).all()
+    assert_allclose(clf.predict_log_proba(X_digits), np.log(proba))
+
+
+def test_no_hidden_layer_is_logistic_regression():
+    clf = BackpropClassifier(
+        hidden_layer_sizes=(), solver="lbfgs", alpha=0, tol=1e-10, max_iter=2000
+    ).fit(X_iris[:100], y_iris[:100])
+    assert clf.n_layers_ == 2 and clf.score(X_iris[:100], y_iris[:100]) == 1.0
+
+
+# ---- training behaviour ----------------------------------------------------
+
+
+def test_invscaling_rate_after_warm_start_counts_all_samples_seen():
+    """Replaces scikit-learn's test_learning_rate_warmstart (private _optimizer)."""
+    X, y = [[3, 2], [1, 6], [5, 6], [-2, -4]], [1, 1, 1, 0]
+    clf = BackpropClassifier(
+        hidden_layer_sizes=4,
+        solver="sgd",
+        max_iter=1,
+        learning_rate="invscaling",
+        power_t=0.25,
+        warm_start=True,
+    )
+    clf.fit(X, y)
+    clf.fit(X, y)
+    assert clf.t_ == 8
+    assert clf._optimizer_state["learning_rate"] == pytest.approx(0.001 / 9**0.25)
+
+
+def test_adaptive_rate_falls_below_1e_minus_6_before_stopping():
+    """Replaces scikit-learn's test_adaptive_learning_rate (private _optimizer)."""
+    clf = BackpropClassifier(
+        tol=0.5, max_iter=3000, solver="sgd", learning_rate="adaptive"
+    )
+    clf.fit([[3, 2], [1, 6]], [1, 0])
+    assert clf.n_iter_ < 3000 and clf._optimizer_state["learning_rate"] < 1e-6
+
+
+def test_all_zero_weight_minibatch_is_skipped_not_a_crash():
+    """scikit-learn's MLP raises ZeroDivisionError here."""
+    sw = np.ones(len(y_digits))
+    sw[:50] = 0  # with shuffle=False and batch_size=50 the first batch weighs 0
+    kwargs = dict(
+        hidden_layer_sizes=(10,),
+        batch_size=50,
+        shuffle=False,
+        max_iter=5,
+        random_state=0,
+    )
+    weighted = BackpropClassifier(**kwargs).fit(X_digits, y_digits, sample_weight=sw)
+    without = BackpropClassifier(**kwargs)
+    without.fit(X_digits[50:], y_digits[50:])  # the same minibatches, the same steps
+    assert_allclose(weighted.coefs_[0], without.coefs_[0], rtol=1e-12)
+    assert_allclose(weighted.loss_curve_, without.loss_curve_, rtol=1e-12)
+
+
+def test_divergence_stops_restores_finite_weights_and_warns():
+    # Unscaled iris, a linear network and a large step: the loss overflows.
+    reg = BackpropRegressor(
+        hidden_layer_sizes=(100,),
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=1,
+        max_iter=20,
+        random_state=0,
+    )
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch"):
+        reg.fit(X_iris, y_iris.astype(float))
+    X = X_iris
+    assert not np.isfinite(reg.loss_curve_[-1])
+    assert all(np.isfinite(W).all() for W in reg.coefs_)
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_hand_set_weights_are_used_by_partial_fit():
+    """Assigning new arrays to coefs_ makes them the weights training starts from."""
+    clf = BackpropClassifier((3,), solver="sgd", random_state=0)
+    clf.partial_fit(X_iris, y_iris, classes=[0, 1, 2])
+    clf.coefs_ = [np.zeros_like(W) for W in clf.coefs_]
+    clf.intercepts_ = [np.zeros_like(b) for b in clf.intercepts_]
+    assert_allclose(clf.predict_proba(X_iris[:2]), 1 / 3)
+    clf.partial_fit(X_iris, y_iris)
+    assert clf.coefs_[1].any() and clf.coefs_[0].base is clf.coefs_[1].base
+
+
+def test_partial_fit_is_not_offered_by_lbfgs():
+    assert not hasattr(BackpropClassifier(solver="lbfgs"), "partial_fit")
+    assert not hasattr(BackpropRegressor(solver="lbfgs"), "partial_fit")
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    BackpropClassifier((3,), max_iter=3, verbose=True).fit(X_iris, y_iris)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("Iter")]
+    assert len(lines) == 3
+
+
+# ---- bad input -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        ([[1.0, np.nan], [2.0, 1.0]], "NaN"),
+        ([[1.0, np.inf], [2.0, 1.0]], "infinity"),
+        ([["a", "b"], ["c", "d"]], "could not convert|string"),
+        (np.empty((0, 3)), "0 sample"),
+    ],
+)
+def test_bad_X_is_a_clear_value_error(Estimator, X, match):
+    with pytest.raises(ValueError, match=match):
+        Estimator().fit(X, [0, 1][: len(X)] if len(X) else [])
+
+
+def test_wrong_number_of_features_at_predict():
+    clf = BackpropClassifier(max_iter=5).fit(X_iris, y_iris)
+    with pytest.raises(ValueError, match="4 features"):
+        clf.predict(X_iris[:, :3])
+
+
+def test_predict_before_fit_is_not_fitted_error():
+    with pytest.raises(NotFittedError):
+        BackpropClassifier().predict(X_iris)
+
+
+def test_single_class_is_refused():
+    with pytest.raises(ValueError, match="one class"):
+        BackpropClassifier().fit(X_iris[:10], np.zeros(10))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        BackpropClassifier().partial_fit(X_iris[:10], np.zeros(10), classes=[0])
+
+
+@pytest.mark.parametrize(
+    "sample_weight, match",
+    [
+        (-np.ones(150), "Negative values"),
+        (np.full(150, np.nan), "NaN"),
+        (np.zeros(150), "at least one non-zero"),
+        (np.ones(3), "shape"),
+    ],
+)
+def test_bad_sample_weight(sample_weight, match):
+    with pytest.raises(ValueError, match=match):
+        BackpropClassifier().fit(X_iris, y_iris, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes must be > 0"),
+        ({"hidden_layer_sizes": (10.5,)}, "hidden_layer_sizes must hold integers"),
+        ({"activation": "softsign"}, "activation"),
+        ({"solver": "rmsprop"}, "solver"),
+        ({"learning_rate_init": 0}, "learning_rate_init"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_invalid_parameters_are_named(params, match):
+    with pytest.raises(ValueError, match=match):
+        BackpropClassifier(**params).fit(X_iris, y_iris)
+
+
+def test_poisson_refuses_negative_targets():
+    with pytest.raises(ValueError, match="non-negative"):
+        BackpropRegressor(loss="poisson").fit(X_iris, X_iris[:, 0] - 6)
+
+
+def test_changing_architecture_under_warm_start_is_explained():
+    clf = BackpropClassifier((5,), warm_start=True, max_iter=3).fit(X_iris, y_iris)
+    clf.set_params(hidden_layer_sizes=(6,))
+    with pytest.raises(ValueError, match="warm_start=False"):
+        clf.fit(X_iris, y_iris)
+
+
+def test_overflowing_input_is_a_value_error_not_a_warning():
+    X = np.finfo(np.float64).max * np.random.RandomState(0).uniform(size=(10, 2))
+    with pytest.raises(ValueError, match="scale the features"):
+        BackpropRegressor().fit(X, np.arange(10.0))
