@@ -1,0 +1,28 @@
+"""The README's promises: its quick start runs, its test command is CI's."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(language):
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
+    commands = [b.strip() for b in _blocks("bash")]
+    assert len(commands) == 2
+    demo, tests = commands
+    assert demo.endswith("-m skmlp") and tests.endswith("-m pytest")
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci_lines
+
+
+def test_quick_start_runs_and_is_at_most_ten_lines(capsys):
+    (code,) = _blocks("python")
+    assert len(code.strip().splitlines()) <= 10
+    exec(compile(code, "README.md", "exec"), {})
+    accuracy = float(capsys.readouterr().out.split()[-1])
+    assert accuracy > 0.9
