@@ -12,6 +12,9 @@ Notation, shared by every function here:
 - ``w``: per-sample weights normalised to sum to one, ndarray of shape
   (n_samples,), or None for the plain mean (``w_i = 1 / n_samples``).
 
+A delta function overwrites ``P`` with ``dL/dz`` (so the training loop needs
+no extra array) and returns it.
+
 A loss is ``L = sum_i w_i * l_i`` where ``l_i`` is the per-sample loss summed
 over the outputs (averaged for the squared error), exactly the data term that
 scikit-learn's MLP reports as ``loss_``.
@@ -49,9 +52,9 @@ def _clip_probabilities(P):
 
 def canonical_delta(Y, P, w):
     """dL/dz = w_i (P - Y): the canonical-link gradient of every loss here."""
-    delta = P - Y
+    delta = np.subtract(P, Y, out=P)
     if w is None:
-        delta /= P.shape[0]
+        delta *= 1.0 / P.shape[0]
     else:
         delta *= w[:, np.newaxis]
     return delta
@@ -94,7 +97,9 @@ def half_squared_error(Y, P, w):
 
 def half_squared_error_delta(Y, P, w):
     """dL/dz = w_i (P - Y) / n_outputs, since the loss averages the outputs."""
-    return canonical_delta(Y, P, w) / P.shape[1]
+    delta = canonical_delta(Y, P, w)
+    delta *= 1.0 / P.shape[1]
+    return delta
 
 
 # ---- exp + Poisson deviance (regression of counts and rates) ---------------

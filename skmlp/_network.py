@@ -26,6 +26,7 @@ penalty touches one slice, ``params[:n_weights]``.
 """
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 
 from ._activations import ACTIVATIONS
 from ._losses import OUTPUTS
@@ -75,7 +76,33 @@ def flatten(weights, biases, dtype=None):
     return np.concatenate(parts).astype(dtype or parts[0].dtype, copy=False)
 
 
-def forward(X, weights, biases, activation, output, keep_activations=False):
+class Workspace:
+    """Scratch arrays for passes over minibatches of at most ``max_rows`` rows.
+
+    ``outputs[k]`` receives layer k's pre-activation and then, in place, its
+    activation; ``deltas[k]`` receives dL/da of hidden layer k. Reusing them
+    across minibatches keeps the training loop free of allocations. A
+    workspace belongs to one training loop: never share it between threads.
+    """
+
+    def __init__(self, layer_sizes, max_rows, dtype):
+        self.max_rows = max_rows
+        self.outputs = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:]]
+        self.deltas = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:-1]]
+
+    def rows(self, n):
+        """Views of the first n rows: (outputs, deltas)."""
+        return [b[:n] for b in self.outputs], [b[:n] for b in self.deltas]
+
+
+def _matmul(a, b, out=None):
+    """a @ b, written into ``out`` when given and ``a`` is a dense array."""
+    if out is None or not isinstance(a, np.ndarray):
+        return a @ b  # scipy.sparse @ ndarray gives an ndarray
+    return np.matmul(a, b, out=out)
+
+
+def forward(X, weights, biases, activation, output, keep_activations=False, out=None):
     """Run the network on X.
 
     Parameters
@@ -90,13 +117,16 @@ def forward(X, weights, biases, activation, output, keep_activations=False):
     keep_activations : bool
         If True, return the list ``[a_0 = X, a_1, ..., a_L]`` that the
         backward pass needs; otherwise only the last array.
+    out : list of ndarray, optional
+        One array of shape (n_samples, n_k) per layer to compute into (see
+        :class:`Workspace`); new arrays when None.
     """
     hidden = ACTIVATIONS[activation].forward
     a = X
     activations = [X]
     last = len(weights) - 1
     for k, (W, b) in enumerate(zip(weights, biases, strict=True)):
-        z = a @ W  # z_k = a_{k-1} W_k + b_k
+        z = _matmul(a, W, None if out is None else out[k])  # z_k = a_{k-1} W_k + b_k
         z += b
         if k < last:
             a = hidden(z)
@@ -134,8 +164,11 @@ class MLP:
         self.params = params
         self.weights, self.biases = unflatten(params, self.layer_sizes)
         self.n_weights = sum(W.size for W in self.weights)
+        self.grad = np.empty_like(params)  # loss_and_grad writes here
+        self._grad_weights, self._grad_biases = unflatten(self.grad, self.layer_sizes)
+        self._axpy = get_blas_funcs("axpy", (params,))  # y += a x, in place
 
-    def forward(self, X, keep_activations=False):
+    def forward(self, X, keep_activations=False, out=None):
         """Output of the network for X (see :func:`forward`)."""
         return forward(
             X,
@@ -144,6 +177,7 @@ class MLP:
             self.activation,
             self.output,
             keep_activations=keep_activations,
+            out=out,
         )
 
     def _normalized_weights(self, sample_weight, n_samples):
@@ -164,7 +198,7 @@ class MLP:
         data_loss = OUTPUTS[self.output].loss(Y, self.forward(X), w)
         return data_loss + self._penalty(alpha, weight_sum)
 
-    def loss_and_grad(self, X, Y, sample_weight=None, alpha=0.0, grad=None):
+    def loss_and_grad(self, X, Y, sample_weight=None, alpha=0.0, workspace=None):
         """Training objective and its gradient at the current parameters.
 
         The objective is scikit-learn's MLP objective::
@@ -177,40 +211,46 @@ class MLP:
         ----------
         X : {ndarray, sparse matrix} of shape (n_samples, n_features)
         Y : ndarray of shape (n_samples, n_outputs)
-            Targets, in the dtype of the parameters.
+            Targets: floats, or booleans for class indicators.
         sample_weight : ndarray of shape (n_samples,) or None
             Non-negative weights with a positive sum.
         alpha : float
             L2 penalty strength.
-        grad : ndarray like params, optional
-            Where to write the gradient; a new array if None.
+        workspace : Workspace, optional
+            Scratch arrays with at least n_samples rows, reused between calls.
 
         Returns
         -------
         loss : float
         grad : ndarray of shape (n_parameters,)
+            The network's own gradient buffer (``self.grad``), overwritten by
+            the next call: copy it to keep it.
         """
-        if grad is None:
-            grad = np.empty_like(self.params)
-        w, weight_sum = self._normalized_weights(sample_weight, X.shape[0])
-        activations = self.forward(X, keep_activations=True)
+        n = X.shape[0]
+        w, weight_sum = self._normalized_weights(sample_weight, n)
+        outputs, deltas = (None, None) if workspace is None else workspace.rows(n)
+        activations = self.forward(X, keep_activations=True, out=outputs)
         output = OUTPUTS[self.output]
         loss = output.loss(Y, activations[-1], w)
-        delta = output.delta(Y, activations[-1], w)  # dL/dz_L
+        delta = output.delta(Y, activations[-1], w)  # dL/dz_L, in place of P
 
         hidden_backward = ACTIVATIONS[self.activation].backward
-        grad_weights, grad_biases = unflatten(grad, self.layer_sizes)
         for k in range(len(self.weights) - 1, -1, -1):
             # activations[k] is a_{k-1} for the layer whose weights are weights[k].
-            grad_weights[k][...] = activations[k].T @ delta  # (2) dL/dW
-            np.sum(delta, axis=0, out=grad_biases[k])  # (3) dL/db
+            gW = self._grad_weights[k]
+            if isinstance(activations[k], np.ndarray):
+                np.matmul(activations[k].T, delta, out=gW)  # (2) dL/dW
+            else:
+                gW[...] = activations[k].T @ delta  # (2) dL/dW, sparse input
+            np.sum(delta, axis=0, out=self._grad_biases[k])  # (3) dL/db
             if k > 0:  # no dL/da_0: nothing learns from the input layer's error
-                delta = delta @ self.weights[k].T  # (4) dL/da_{k-1}
+                delta = _matmul(
+                    delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
+                )  # (4)
                 hidden_backward(activations[k], delta)  # (1) dL/dz_{k-1}
 
         if alpha:
             loss += self._penalty(alpha, weight_sum)
-            grad[: self.n_weights] += (alpha / weight_sum) * self.params[
-                : self.n_weights
-            ]
-        return loss, grad
+            l2 = alpha / weight_sum  # grad[:n_w] += l2 * params[:n_w], no temporary
+            self._axpy(self.params[: self.n_weights], self.grad[: self.n_weights], a=l2)
+        return loss, self.grad

@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches, shuffle
 
+from ._network import Workspace
 from ._optimizers import make_optimizer, new_optimizer_state
 
 _TOO_LARGE = (
@@ -30,7 +31,46 @@ _TOO_LARGE = (
 )
 
 
-def train_step(net, optimizer, X, Y, sample_weight, alpha, grad):
+class Minibatches:
+    """The training data, served in minibatches through reused buffers.
+
+    With shuffling, the rows of each minibatch are gathered into the same
+    preallocated arrays every step (``np.take(..., out=)``), so an epoch
+    allocates nothing per step and never copies X as a whole; without
+    shuffling, minibatches are views. ``workspace`` holds the network's
+    scratch arrays for one minibatch.
+    """
+
+    def __init__(self, net, X, Y, sample_weight, batch_size, shuffle):
+        self.X, self.Y, self.sample_weight = X, Y, sample_weight
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
+        dense = isinstance(X, np.ndarray)
+        self._X_buffer = np.empty((batch_size, X.shape[1]), X.dtype) if dense else None
+        self._Y_buffer = np.empty((batch_size, Y.shape[1]), Y.dtype)
+
+    def _gather(self, array, rows, buffer):
+        if buffer is None:  # sparse X
+            return array[rows]
+        return np.take(array, rows, axis=0, out=buffer[: len(rows)])
+
+    def epoch(self, order):
+        """Yield (X, Y, sample_weight) minibatches, in ``order`` when shuffling."""
+        for batch in gen_batches(self.X.shape[0], self.batch_size):
+            if not self.shuffle:
+                sw = None if self.sample_weight is None else self.sample_weight[batch]
+                yield self.X[batch], self.Y[batch], sw
+                continue
+            rows = order[batch]
+            sw = None if self.sample_weight is None else self.sample_weight[rows]
+            yield (
+                self._gather(self.X, rows, self._X_buffer),
+                self._gather(self.Y, rows, self._Y_buffer),
+                sw,
+            )
+
+
+def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace):
     """One optimizer step on one minibatch; returns (loss, weight of the batch).
 
     A minibatch whose sample weights are all zero carries no information: it
@@ -42,13 +82,13 @@ def train_step(net, optimizer, X, Y, sample_weight, alpha, grad):
         batch_weight = float(sample_weight.sum())
         if batch_weight <= 0:
             return 0.0, 0.0
-    loss, grad = net.loss_and_grad(X, Y, sample_weight, alpha, grad=grad)
+    loss, grad = net.loss_and_grad(X, Y, sample_weight, alpha, workspace)
     if np.isfinite(loss):
         optimizer.step(net.params, grad)
     return loss, batch_weight
 
 
-def run_epoch(est, net, optimizer, X, Y, sample_weight, batch_size, order, first):
+def run_epoch(est, net, optimizer, batches, order, first):
     """One pass over the data in minibatches; returns the mean training loss.
 
     With shuffling, the rows are visited in the order ``order`` (a permutation
@@ -59,13 +99,11 @@ def run_epoch(est, net, optimizer, X, Y, sample_weight, batch_size, order, first
     any step of this fit (``first``), the data, not the optimizer, is at fault
     and a ValueError says so.
     """
-    n_samples = X.shape[0]
-    grad = np.empty_like(net.params)
     total_loss = total_weight = 0.0
-    for batch in gen_batches(n_samples, batch_size):
-        rows = order[batch] if est.shuffle else batch
-        sw = None if sample_weight is None else sample_weight[rows]
-        loss, weight = train_step(net, optimizer, X[rows], Y[rows], sw, est.alpha, grad)
+    for X, Y, sw in batches.epoch(order):
+        loss, weight = train_step(
+            net, optimizer, X, Y, sw, est.alpha, batches.workspace
+        )
         if not np.isfinite(loss):
             if first:
                 raise ValueError(_TOO_LARGE)
@@ -193,6 +231,7 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
             est._best_params = net.params.copy()
     X, Y, sample_weight = train
     batch_size = resolve_batch_size(est, X.shape[0])
+    batches = Minibatches(net, X, Y, sample_weight, batch_size, est.shuffle)
 
     est.n_iter_ = 0
     first = True
@@ -203,9 +242,7 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
             if est.shuffle:
                 order = shuffle(order, random_state=rng)
             start_weights = net.params.copy()
-            loss = run_epoch(
-                est, net, optimizer, X, Y, sample_weight, batch_size, order, first
-            )
+            loss = run_epoch(est, net, optimizer, batches, order, first)
             first = False
             if not np.isfinite(loss):
                 best_start = best_start or (est.n_iter_ + 1, start_weights)
@@ -242,12 +279,12 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
 
 def fit_lbfgs(est, net, X, Y, sample_weight):
     """Full-batch L-BFGS-B (scipy) over the flat parameter vector."""
-    grad = np.empty_like(net.params)
+    workspace = Workspace(net.layer_sizes, X.shape[0], net.params.dtype)
     loss_curve = []
 
     def objective(flat):
         net.params[...] = flat
-        loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, grad=grad)
+        loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, workspace)
         if not np.isfinite(loss):
             return np.inf, np.zeros(g.shape, dtype=np.float64)
         return loss, g.astype(np.float64)

@@ -231,6 +231,19 @@ def test_float32_trains_and_predicts_in_float32(Estimator, solver):
     assert out.dtype == np.float32
 
 
+def test_float32_regressor_predicts_like_float64():
+    """scikit-learn's test_mlp_regressor_dtypes_casting, with an absolute floor:
+    a relative tolerance means nothing for predictions near zero."""
+    X, y = load_digits(return_X_y=True)
+    kwargs = dict(
+        alpha=1e-5, hidden_layer_sizes=(5, 3), random_state=1, max_iter=150, tol=1e-3
+    )
+    pred_64 = BackpropRegressor(**kwargs).fit(X[:300], y[:300]).predict(X[300:])
+    reg_32 = BackpropRegressor(**kwargs).fit(X[:300].astype(np.float32), y[:300])
+    pred_32 = reg_32.predict(X[300:].astype(np.float32))
+    assert_allclose(pred_32, pred_64, rtol=5e-4, atol=1e-4 * y.std())
+
+
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_sparse_input_gives_the_dense_model(fmt, solver):
@@ -435,3 +448,22 @@ def test_overflowing_input_is_a_value_error_not_a_warning():
     X = np.finfo(np.float64).max * np.random.RandomState(0).uniform(size=(10, 2))
     with pytest.raises(ValueError, match="scale the features"):
         BackpropRegressor().fit(X, np.arange(10.0))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_minibatches_serve_the_rows_of_the_given_order(shuffle, rng):
+    from skmlp._network import MLP, n_parameters
+    from skmlp._training import Minibatches
+
+    X, Y, sw = rng.normal(size=(23, 4)), rng.normal(size=(23, 2)), rng.uniform(size=23)
+    net = MLP([4, 3, 2], "relu", "identity", np.zeros(n_parameters([4, 3, 2])))
+    order = rng.permutation(23) if shuffle else np.arange(23)
+    sizes = []
+    # Shuffled minibatches share one buffer: check each before the next is served.
+    for Xb, Yb, swb in Minibatches(net, X, Y, sw, 10, shuffle).epoch(order):
+        rows = order[10 * len(sizes) : 10 * len(sizes) + 10]
+        assert_array_equal(Xb, X[rows])
+        assert_array_equal(Yb, Y[rows])
+        assert_array_equal(swb, sw[rows])
+        sizes.append(len(Xb))
+    assert sizes == [10, 10, 3]

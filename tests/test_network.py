@@ -106,6 +106,7 @@ def test_integer_weights_equal_repeated_rows(rng):
     counts = rng.randint(0, 4, size=9)
     counts[0] = 1
     loss_w, grad_w = net.loss_and_grad(X, Y, counts.astype(float), alpha=0.1)
+    grad_w = grad_w.copy()  # the network reuses its gradient buffer
     loss_r, grad_r = net.loss_and_grad(
         np.repeat(X, counts, 0), np.repeat(Y, counts, 0), None, alpha=0.1
     )
@@ -119,6 +120,7 @@ def test_sparse_input_gives_the_dense_gradient(fmt, rng):
     X = rng.normal(size=(12, 5)) * (rng.uniform(size=(12, 5)) > 0.5)
     Y = _targets("softmax", rng, 12, 2)
     loss_d, grad_d = net.loss_and_grad(X, Y, None, 0.1)
+    grad_d = grad_d.copy()  # the network reuses its gradient buffer
     loss_s, grad_s = net.loss_and_grad(sp.csr_matrix(X).asformat(fmt), Y, None, 0.1)
     assert loss_s == pytest.approx(loss_d, rel=1e-13)
     assert_allclose(grad_s, grad_d, rtol=1e-12, atol=1e-15)
@@ -141,3 +143,21 @@ def test_network_without_hidden_layers_is_a_glm(rng):
 def test_wrong_sized_parameter_vector_is_refused():
     with pytest.raises(ValueError, match="need"):
         MLP([3, 2, 1], "relu", "identity", np.zeros(5))
+
+
+@pytest.mark.parametrize("output", ["softmax", "logistic", "identity", "exp"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_workspace_pass_equals_the_allocating_pass(output, weighted, rng):
+    """Training reuses scratch arrays across minibatches of varying size."""
+    from skmlp._network import Workspace
+
+    net = _network(rng, activation="relu", output=output)
+    workspace = Workspace(net.layer_sizes, max_rows=20, dtype=np.float64)
+    for n in (20, 7, 20):  # a full batch, a short last batch, a full one again
+        X, Y = rng.normal(size=(n, 5)), _targets(output, rng, n, 2)
+        sw = rng.uniform(0.1, 2, size=n) if weighted else None
+        loss_ref, grad_ref = net.loss_and_grad(X, Y, sw, alpha=0.2)
+        grad_ref = grad_ref.copy()
+        loss, grad = net.loss_and_grad(X, Y, sw, alpha=0.2, workspace=workspace)
+        assert loss == pytest.approx(loss_ref, rel=1e-14)
+        assert_allclose(grad, grad_ref, rtol=1e-13, atol=1e-16)

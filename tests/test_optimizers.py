@@ -86,3 +86,36 @@ def test_optimizer_state_is_plain_data():
     params = np.zeros(4)
     for state in (SGD.new_state(params, 0.1), Adam.new_state(params, 0.1)):
         assert all(isinstance(v, (np.ndarray, int, float)) for v in state.values())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "nesterov"])
+def test_chunked_threaded_update_equals_the_plain_formula(solver, dtype, rng):
+    """Large vectors are updated chunk by chunk on two threads; the result must
+    be the one-line numpy formula's, in the parameters' dtype."""
+    from skmlp._optimizers import CHUNK
+
+    size = 5 * CHUNK + 123  # several chunks per thread and a ragged end
+    params = rng.normal(size=size).astype(dtype)
+    grads = [rng.normal(size=size).astype(dtype) for _ in range(3)]
+    expected = params.astype(np.float64)
+    if solver == "adam":
+        opt = Adam(Adam.new_state(params, 0.01), 0.01, 0.9, 0.999, 1e-8)
+        m = v = 0.0
+        for t, g in enumerate(grads, start=1):
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g.astype(np.float64) ** 2
+            lr = 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+            expected = expected - lr * m / (np.sqrt(v) + 1e-8)
+    else:
+        nesterov = solver == "nesterov"
+        opt = SGD(SGD.new_state(params, 0.1), 0.1, "constant", 0.9, nesterov, 0.5)
+        vel = 0.0
+        for g in grads:
+            vel = 0.9 * vel - 0.1 * g
+            expected = expected + (0.9 * vel - 0.1 * g if nesterov else vel)
+    for g in grads:
+        opt.step(params, g)
+    assert params.dtype == dtype
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    assert_allclose(params, expected, rtol=tolerance, atol=tolerance)
