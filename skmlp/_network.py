@@ -26,9 +26,9 @@ penalty touches one slice, ``params[:n_weights]``.
 """
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 
 from ._activations import ACTIVATIONS
+from ._chunks import in_chunks
 from ._losses import OUTPUTS
 
 
@@ -166,7 +166,6 @@ class MLP:
         self.n_weights = sum(W.size for W in self.weights)
         self.grad = np.empty_like(params)  # loss_and_grad writes here
         self._grad_weights, self._grad_biases = unflatten(self.grad, self.layer_sizes)
-        self._axpy = get_blas_funcs("axpy", (params,))  # y += a x, in place
 
     def forward(self, X, keep_activations=False, out=None):
         """Output of the network for X (see :func:`forward`)."""
@@ -251,6 +250,12 @@ class MLP:
 
         if alpha:
             loss += self._penalty(alpha, weight_sum)
-            l2 = alpha / weight_sum  # grad[:n_w] += l2 * params[:n_w], no temporary
-            self._axpy(self.params[: self.n_weights], self.grad[: self.n_weights], a=l2)
+            l2 = alpha / weight_sum
+
+            def add_penalty_gradient(g, w, tmp):
+                np.multiply(w, l2, out=tmp)
+                g += tmp  # dL/dW += alpha / sum(s) * W
+
+            n_w = self.n_weights
+            in_chunks(add_penalty_gradient, (self.grad[:n_w], self.params[:n_w]))
         return loss, self.grad

@@ -6,54 +6,15 @@ kept by the estimator between ``partial_fit`` calls, so a pickled or
 skops-saved model holds no optimizer object. The learning-rate schedules are
 here too; deciding *when* to stop is the training loop's job.
 
-Speed: an update is a handful of elementwise passes over the parameters. They
-run chunk by chunk (each chunk small enough to stay in cache, every pass
-written with ``out=`` so nothing is allocated) and, for large networks, on two
-threads at once: numpy releases the GIL inside these ufuncs, whereas a plain
-numpy expression runs on one core while BLAS, in the matmuls, uses all.
+Speed: an update is a handful of elementwise passes over the parameters, run
+chunk by chunk and, for large networks, on two threads (see ``_chunks.py``).
 """
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-CHUNK = 1 << 15  # elements per chunk: 128 KiB of float32, 256 KiB of float64
-_N_THREADS = min(2, os.cpu_count() or 1)
-_pool = None
-
-
-def _pool_map(fn, items):
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(
-            max_workers=_N_THREADS, thread_name_prefix="skmlp-optimizer"
-        )
-    return list(_pool.map(fn, items))
-
-
-def in_chunks(update, arrays):
-    """Apply ``update(*chunk_views, scratch)`` to every chunk of equal-size arrays.
-
-    ``update`` sees matching slices of each array plus a scratch array of the
-    same size; it must only do elementwise work. Large arrays are split
-    between threads, each walking its half chunk by chunk.
-    """
-    size = arrays[0].size
-    n_parts = _N_THREADS if size >= 4 * CHUNK else 1
-    bounds = np.linspace(0, size, n_parts + 1).astype(int)
-
-    def run(part):
-        scratch = np.empty(min(CHUNK, size), dtype=arrays[0].dtype)
-        for start in range(bounds[part], bounds[part + 1], CHUNK):
-            stop = min(start + CHUNK, bounds[part + 1])
-            update(*(a[start:stop] for a in arrays), scratch[: stop - start])
-
-    if n_parts == 1:
-        run(0)
-    else:
-        _pool_map(run, range(n_parts))
+from ._chunks import in_chunks
 
 
 class SGD:
