@@ -36,8 +36,11 @@ def in_chunks(update, arrays):
     chunk by chunk.
     """
     size = arrays[0].size
+    if size <= CHUNK:  # one chunk: no bookkeeping (small networks, every step)
+        update(*arrays, np.empty(size, dtype=arrays[0].dtype))
+        return
     n_parts = _N_THREADS if size >= 4 * CHUNK else 1
-    bounds = np.linspace(0, size, n_parts + 1).astype(int)
+    bounds = [size * part // n_parts for part in range(n_parts + 1)]
 
     def run(part):
         scratch = np.empty(min(CHUNK, size), dtype=arrays[0].dtype)

@@ -38,16 +38,22 @@ class Output(NamedTuple):
     log_activate: Callable[[np.ndarray], np.ndarray] | None = None
 
 
-def _weighted_mean(per_sample, w):
-    """sum_i w_i l_i, or the mean of l_i when w is None."""
+def _weighted_sum(per_element, w):
+    """sum_i w_i sum_k l_ik, or the mean over samples of sum_k l_ik when w is None.
+
+    Written with ufunc reductions rather than np.mean/np.sum: this runs once
+    per minibatch, where the Python overhead of those wrappers shows.
+    """
     if w is None:
-        return float(np.mean(per_sample))
-    return float(np.dot(w, per_sample))
+        return float(np.add.reduce(per_element, axis=None)) / per_element.shape[0]
+    return float(np.add.reduce(np.dot(w, per_element)))
 
 
-def _clip_probabilities(P):
+def _clipped(P):
+    """P clipped to [eps, 1 - eps]: the bounds inside which logs are taken."""
     eps = np.finfo(P.dtype).eps
-    return np.clip(P, eps, 1 - eps)
+    clipped = np.maximum(P, eps)
+    return np.minimum(clipped, 1 - eps, out=clipped)
 
 
 def canonical_delta(Y, P, w):
@@ -73,17 +79,23 @@ def softmax(z):
 
 def categorical_cross_entropy(Y, P, w):
     """l_i = -sum_k y_ik log p_ik (p clipped to [eps, 1 - eps])."""
-    return _weighted_mean(-xlogy(Y, _clip_probabilities(P)).sum(axis=1), w)
+    log_p = np.log(_clipped(P))
+    log_p *= Y
+    return -_weighted_sum(log_p, w)
 
 
 # ---- logistic + binary cross-entropy (binary and multilabel) ---------------
 
 
 def binary_cross_entropy(Y, P, w):
-    """l_i = -sum_k [y_ik log p_ik + (1 - y_ik) log(1 - p_ik)]."""
-    P = _clip_probabilities(P)
-    per_sample = -(xlogy(Y, P) + xlogy(1 - Y, 1 - P)).sum(axis=1)
-    return _weighted_mean(per_sample, w)
+    """l_i = -sum_k [y_ik log p_ik + (1 - y_ik) log(1 - p_ik)] for 0/1 targets.
+
+    With y in {0, 1} one term vanishes: l = -log(p) where y = 1 and
+    -log(1 - p) where y = 0 (p clipped to [eps, 1 - eps]).
+    """
+    P = _clipped(P)
+    likelihood = np.where(Y, P, 1 - P)
+    return -_weighted_sum(np.log(likelihood, out=likelihood), w)
 
 
 # ---- identity + squared error (regression) ---------------------------------
@@ -91,8 +103,9 @@ def binary_cross_entropy(Y, P, w):
 
 def half_squared_error(Y, P, w):
     """l_i = (1 / 2) mean_k (y_ik - p_ik)^2."""
-    diff = Y - P
-    return _weighted_mean(0.5 * np.mean(diff * diff, axis=1), w)
+    diff = np.subtract(Y, P)
+    diff *= diff
+    return 0.5 / P.shape[1] * _weighted_sum(diff, w)
 
 
 def half_squared_error_delta(Y, P, w):
@@ -112,8 +125,7 @@ def exp(z):
 
 def half_poisson_deviance(Y, P, w):
     """l_i = sum_k [y log(y / p) - y + p]; zero when p = y."""
-    per_sample = (xlogy(Y, Y) - xlogy(Y, P) - Y + P).sum(axis=1)
-    return _weighted_mean(per_sample, w)
+    return _weighted_sum(xlogy(Y, Y) - xlogy(Y, P) - Y + P, w)
 
 
 OUTPUTS = {

@@ -241,7 +241,7 @@ class MLP:
                 np.matmul(activations[k].T, delta, out=gW)  # (2) dL/dW
             else:
                 gW[...] = activations[k].T @ delta  # (2) dL/dW, sparse input
-            np.sum(delta, axis=0, out=self._grad_biases[k])  # (3) dL/db
+            np.add.reduce(delta, axis=0, out=self._grad_biases[k])  # (3) dL/db
             if k > 0:  # no dL/da_0: nothing learns from the input layer's error
                 delta = _matmul(
                     delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
