@@ -14,6 +14,7 @@ unpickling, or when a user assigned new arrays), so they are the one source of
 truth.
 """
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -41,6 +42,7 @@ from ._training import fit_lbfgs, fit_stochastic
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _FLOAT_DTYPES = (np.float64, np.float32)
+_EPS = {dtype: float(np.finfo(dtype).eps) for dtype in _FLOAT_DTYPES}
 
 
 def _hidden_sizes(hidden_layer_sizes):
@@ -306,13 +308,35 @@ class _BaseBackprop(BaseEstimator):
 
     # ---- prediction --------------------------------------------------------
 
+    def _validate_X(self, X):
+        """X validated for prediction, as ``validate_data(reset=False)`` does.
+
+        A lean path serves the common case, a 2-D float ndarray: it makes the
+        same checks (fitted, feature count, no feature names expected, finite,
+        non-empty) without scikit-learn's general machinery, which dominates
+        the cost of predicting a few rows. Anything else takes the general path.
+        """
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
+        if (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and (X.dtype == np.float64 or X.dtype == np.float32)
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and "feature_names_in_" not in self.__dict__
+            and math.isfinite(np.add.reduce(X, axis=None))  # NaN/inf make it so
+        ):
+            return X
+        return validate_data(
+            self, X, accept_sparse=["csr", "csc"], dtype=_FLOAT_DTYPES, reset=False
+        )
+
     def _forward(self, X, check_input=True):
         """Network output for X (validated here unless check_input=False)."""
-        if check_input:
-            X = validate_data(
-                self, X, accept_sparse=["csr", "csc"], dtype=_FLOAT_DTYPES, reset=False
-            )
-        with np.errstate(over="ignore", under="ignore"):
+        with np.errstate(over="ignore", under="ignore"):  # also for the lean check
+            if check_input:
+                X = self._validate_X(X)
             return forward(
                 X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
             )
@@ -553,10 +577,17 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         return X, Y
 
     def _decode(self, out):
-        """Labels from network outputs (or from encoded targets)."""
-        if self.n_outputs_ == 1:
-            out = out.ravel()
-        return self._label_binarizer.inverse_transform(out)
+        """Labels from network outputs (or from encoded targets).
+
+        What ``LabelBinarizer.inverse_transform`` returns, without its input
+        validation: the most probable class, or every output above 0.5.
+        """
+        if self.out_activation_ == "softmax":
+            return self.classes_[np.argmax(out, axis=1)]
+        above = out > 0.5
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            return above.astype(int)
+        return self.classes_[above.ravel().astype(np.intp)]
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -609,7 +640,6 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Predicted labels (an indicator matrix for multilabel models).
         """
-        check_is_fitted(self)
         return self._decode(self._forward(X))
 
     def predict_proba(self, X):
@@ -624,10 +654,10 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         y_prob : ndarray of shape (n_samples, n_classes)
             Probability of each class, ordered as in ``classes_``.
         """
-        check_is_fitted(self)
         proba = self._forward(X)
-        eps = np.finfo(proba.dtype).eps
-        np.clip(proba, eps, 1 - eps, out=proba)
+        eps = _EPS[proba.dtype.type]
+        np.maximum(proba, eps, out=proba)  # np.clip's wrapper costs more than both
+        np.minimum(proba, 1 - eps, out=proba)
         if self.n_outputs_ == 1:
             return np.hstack([1 - proba, proba])
         return proba
@@ -821,5 +851,4 @@ n_outputs_
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Predicted values.
         """
-        check_is_fitted(self)
         return self._decode(self._forward(X))

@@ -467,3 +467,61 @@ def test_minibatches_serve_the_rows_of_the_given_order(shuffle, rng):
         assert_array_equal(swb, sw[rows])
         sizes.append(len(Xb))
     assert sizes == [10, 10, 3]
+
+
+# ---- the lean prediction path ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array(["no", "yes"])[np.arange(150) % 2],
+        np.array(["b", "a", "c"])[y_iris],
+        make_multilabel_classification(150, 4, n_classes=3, random_state=0)[1],
+    ],
+    ids=["binary", "multiclass", "multilabel"],
+)
+def test_decoding_equals_labelbinarizer_inverse_transform(y, rng):
+    clf = BackpropClassifier((3,), max_iter=2).fit(X_iris, y)
+    outputs = rng.uniform(size=(40, clf.n_outputs_))
+    outputs[:5] = 0.5  # ties and the threshold itself
+    expected = clf._label_binarizer.inverse_transform(
+        outputs.ravel() if clf.n_outputs_ == 1 else outputs
+    )
+    assert_array_equal(clf._decode(outputs), expected)
+
+
+def test_lean_and_general_prediction_paths_agree():
+    clf = BackpropClassifier((8,), max_iter=20, random_state=0).fit(X_iris, y_iris)
+    X = X_iris[::7]
+    lean = clf.predict_proba(X)
+    assert_array_equal(clf.predict_proba(X.tolist()), lean)  # general path
+    assert_array_equal(clf.predict_proba(np.asfortranarray(X)), lean)
+    assert_allclose(clf.predict_proba(X.astype(np.float32)), lean, rtol=1e-5)
+    assert_array_equal(clf.predict(X), clf.predict(X.tolist()))
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (np.array([[1.0, np.nan, 0, 0]]), ValueError, "NaN"),
+        (np.array([[1.0, np.inf, 0, 0]]), ValueError, "infinity"),
+        (np.ones((1, 3)), ValueError, "4 features"),
+        (np.ones((0, 4)), ValueError, "0 sample"),
+        (np.ones(4), ValueError, "2D array"),
+    ],
+)
+def test_lean_prediction_path_keeps_the_input_checks(X, error, match):
+    clf = BackpropClassifier((3,), max_iter=2).fit(X_iris, y_iris)
+    for method in (clf.predict, clf.predict_proba, clf.predict_log_proba):
+        with pytest.raises(error, match=match):
+            method(X)
+
+
+def test_finite_values_whose_sum_overflows_are_still_accepted():
+    reg = BackpropRegressor(hidden_layer_sizes=(3,), max_iter=2)
+    reg.fit(X_iris, y_iris.astype(float))
+    X = np.full((1, 4), 1e308)  # finite, but the lean check's sum overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert reg.predict(X).shape == (1,)
