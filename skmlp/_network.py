@@ -76,6 +76,16 @@ def flatten(weights, biases, dtype=None):
     return np.concatenate(parts).astype(dtype or parts[0].dtype, copy=False)
 
 
+def add_penalty_gradient(grad, weights, l2, scratch):
+    """grad += l2 * weights: the L2 penalty's gradient, l2 = alpha / sum(s).
+
+    Elementwise on matching slices of the weight part of the flat gradient and
+    parameter vectors, with a scratch array of the same size.
+    """
+    np.multiply(weights, l2, out=scratch)
+    grad += scratch
+
+
 class Workspace:
     """Scratch arrays for passes over minibatches of at most ``max_rows`` rows.
 
@@ -197,7 +207,9 @@ class MLP:
         data_loss = OUTPUTS[self.output].loss(Y, self.forward(X), w)
         return data_loss + self._penalty(alpha, weight_sum)
 
-    def loss_and_grad(self, X, Y, sample_weight=None, alpha=0.0, workspace=None):
+    def loss_and_grad(
+        self, X, Y, sample_weight=None, alpha=0.0, workspace=None, penalty_gradient=True
+    ):
         """Training objective and its gradient at the current parameters.
 
         The objective is scikit-learn's MLP objective::
@@ -217,6 +229,11 @@ class MLP:
             L2 penalty strength.
         workspace : Workspace, optional
             Scratch arrays with at least n_samples rows, reused between calls.
+        penalty_gradient : bool, default=True
+            If False, the gradient omits the penalty term ``alpha / sum(s) * W``
+            (the loss still includes the penalty): the training loop lets the
+            optimizer add it in the same pass as its update, see
+            :func:`add_penalty_gradient`.
 
         Returns
         -------
@@ -250,12 +267,10 @@ class MLP:
 
         if alpha:
             loss += self._penalty(alpha, weight_sum)
-            l2 = alpha / weight_sum
-
-            def add_penalty_gradient(g, w, tmp):
-                np.multiply(w, l2, out=tmp)
-                g += tmp  # dL/dW += alpha / sum(s) * W
-
-            n_w = self.n_weights
-            in_chunks(add_penalty_gradient, (self.grad[:n_w], self.params[:n_w]))
+            if penalty_gradient:
+                n_w, l2 = self.n_weights, alpha / weight_sum
+                in_chunks(
+                    lambda g, w, tmp: add_penalty_gradient(g, w, l2, tmp),
+                    (self.grad[:n_w], self.params[:n_w]),
+                )
         return loss, self.grad

@@ -8,6 +8,8 @@ here too; deciding *when* to stop is the training loop's job.
 
 Speed: an update is a handful of elementwise passes over the parameters, run
 chunk by chunk and, for large networks, on two threads (see ``_chunks.py``).
+``step`` can also add the L2 penalty's gradient to the weights' part of the
+gradient in that same pass (``l2``), which saves a full pass over the weights.
 """
 
 import math
@@ -15,6 +17,25 @@ import math
 import numpy as np
 
 from ._chunks import in_chunks
+from ._network import add_penalty_gradient
+
+
+def _update_in_chunks(update, arrays, n_weights, l2):
+    """Run ``update`` over every chunk, first adding ``l2 * params`` to the
+    gradient of the weights (the first ``n_weights`` entries) when l2 > 0.
+
+    ``arrays`` is (params, grad, *state); ``update(*chunks, scratch)``.
+    """
+    if not l2:
+        in_chunks(update, arrays)
+        return
+
+    def update_with_penalty(p, g, *rest):
+        add_penalty_gradient(g, p, l2, rest[-1])
+        update(p, g, *rest)
+
+    in_chunks(update_with_penalty, [a[:n_weights] for a in arrays])
+    in_chunks(update, [a[n_weights:] for a in arrays])
 
 
 class SGD:
@@ -24,9 +45,17 @@ class SGD:
     """
 
     def __init__(
-        self, state, learning_rate_init, schedule, momentum, nesterov, power_t
+        self,
+        state,
+        learning_rate_init,
+        schedule,
+        momentum,
+        nesterov,
+        power_t,
+        n_weights=0,
     ):
         self.state = state
+        self.n_weights = n_weights
         self.learning_rate_init = learning_rate_init
         self.schedule = schedule
         self.momentum = momentum
@@ -40,7 +69,8 @@ class SGD:
             "learning_rate": float(learning_rate_init),
         }
 
-    def step(self, params, grad):
+    def step(self, params, grad, l2=0.0):
+        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad."""
         lr, mu, nesterov = (
             float(self.state["learning_rate"]),
             self.momentum,
@@ -58,7 +88,8 @@ class SGD:
             else:
                 p += v
 
-        in_chunks(update, (params, grad, self.state["velocity"]))
+        arrays = (params, grad, self.state["velocity"])
+        _update_in_chunks(update, arrays, self.n_weights, l2)
 
     def end_epoch(self, n_samples_seen):
         """'invscaling': lr = lr_init / (t + 1)^power_t, t = samples seen."""
@@ -82,8 +113,9 @@ class Adam:
     ``t`` and ``learning_rate``, the bias-corrected step size of the last step.
     """
 
-    def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon):
+    def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon, n_weights=0):
         self.state = state
+        self.n_weights = n_weights
         self.learning_rate_init = learning_rate_init
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
@@ -96,7 +128,8 @@ class Adam:
             "learning_rate": float(learning_rate_init),
         }
 
-    def step(self, params, grad):
+    def step(self, params, grad, l2=0.0):
+        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad."""
         s, b1, b2, eps = self.state, self.beta_1, self.beta_2, self.epsilon
         s["t"] += 1
         # Step size with both bias corrections (a Python float: keeps float32).
@@ -117,7 +150,7 @@ class Adam:
             tmp *= lr
             p -= tmp  # p -= lr m / (sqrt(v) + eps)
 
-        in_chunks(update, (params, grad, s["m"], s["v"]))
+        _update_in_chunks(update, (params, grad, s["m"], s["v"]), self.n_weights, l2)
 
     def end_epoch(self, n_samples_seen):
         """Adam's step size is not scheduled."""
@@ -127,8 +160,12 @@ class Adam:
         return True
 
 
-def make_optimizer(solver, state, est):
-    """The optimizer named by ``est.solver``, with ``est``'s hyperparameters."""
+def make_optimizer(solver, state, est, n_weights):
+    """The optimizer named by ``est.solver``, with ``est``'s hyperparameters.
+
+    ``n_weights``: how many leading entries of the flat vector are weights
+    (the rest are biases, which the L2 penalty does not touch).
+    """
     if solver == "sgd":
         return SGD(
             state,
@@ -137,8 +174,11 @@ def make_optimizer(solver, state, est):
             est.momentum,
             est.nesterovs_momentum,
             est.power_t,
+            n_weights,
         )
-    return Adam(state, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
+    return Adam(
+        state, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon, n_weights
+    )
 
 
 def new_optimizer_state(solver, params, learning_rate_init):

@@ -11,6 +11,7 @@ The call chain of a stochastic fit reads top-down::
                    -> record_epoch -> update_stopping_state
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -82,9 +83,12 @@ def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace):
         batch_weight = float(sample_weight.sum())
         if batch_weight <= 0:
             return 0.0, 0.0
-    loss, grad = net.loss_and_grad(X, Y, sample_weight, alpha, workspace)
-    if np.isfinite(loss):
-        optimizer.step(net.params, grad)
+    # The optimizer adds the penalty's gradient in its own pass over the weights.
+    loss, grad = net.loss_and_grad(
+        X, Y, sample_weight, alpha, workspace, penalty_gradient=False
+    )
+    if math.isfinite(loss):
+        optimizer.step(net.params, grad, l2=alpha / batch_weight)
     return loss, batch_weight
 
 
@@ -220,7 +224,7 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
         est._optimizer_state = new_optimizer_state(
             est.solver, net.params, est.learning_rate_init
         )
-    optimizer = make_optimizer(est.solver, est._optimizer_state, est)
+    optimizer = make_optimizer(est.solver, est._optimizer_state, est, net.n_weights)
 
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")

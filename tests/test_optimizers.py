@@ -119,3 +119,26 @@ def test_chunked_threaded_update_equals_the_plain_formula(solver, dtype, rng):
     assert params.dtype == dtype
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     assert_allclose(params, expected, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("size", [50, 300_000])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_fused_penalty_step_equals_step_on_the_full_gradient(solver, size, rng):
+    """step(p, g, l2) adds l2 * W to the weights' gradient inside its own pass."""
+    n_weights = size * 3 // 4  # the rest are biases: no penalty
+    params = rng.normal(size=size)
+    grad = rng.normal(size=size)
+    full_grad = grad.copy()
+    full_grad[:n_weights] += 0.3 * params[:n_weights]
+
+    def make():
+        if solver == "adam":
+            return Adam(Adam.new_state(params, 0.01), 0.01, 0.9, 0.999, 1e-8, n_weights)
+        return SGD(
+            SGD.new_state(params, 0.1), 0.1, "constant", 0.9, True, 0.5, n_weights
+        )
+
+    fused, plain = params.copy(), params.copy()
+    make().step(fused, grad.copy(), l2=0.3)
+    make().step(plain, full_grad)
+    assert_allclose(fused, plain, rtol=1e-13, atol=1e-15)
