@@ -6,3 +6,20 @@ import pytest
 def rng():
     """A fresh, seeded generator per test: no global seeds."""
     return np.random.RandomState(0)
+
+
+def _targets(output, rng, n, k):
+    """Targets of the kind each output layer is trained on."""
+    if output == "softmax":
+        return np.eye(k)[rng.randint(k, size=n)]
+    if output == "logistic":
+        return (rng.uniform(size=(n, k)) > 0.5).astype(float)
+    if output == "exp":
+        return rng.poisson(1.5, size=(n, k)).astype(float)
+    return rng.normal(size=(n, k))
+
+
+@pytest.fixture
+def make_targets():
+    """make_targets(output, rng, n, k): targets for an output layer."""
+    return _targets

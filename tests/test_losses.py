@@ -8,42 +8,32 @@ from sklearn.metrics import log_loss, mean_poisson_deviance, mean_squared_error
 from skmlp._losses import OUTPUTS
 
 
-def _targets(output, rng, n, k):
-    if output == "softmax":
-        return np.eye(k)[rng.randint(k, size=n)]
-    if output == "logistic":
-        return (rng.uniform(size=(n, k)) > 0.5).astype(float)
-    if output == "exp":
-        return rng.poisson(2.0, size=(n, k)).astype(float)
-    return rng.normal(size=(n, k))
-
-
 @pytest.mark.parametrize("weighted", [False, True])
-def test_losses_match_sklearn_metrics(weighted, rng):
+def test_losses_match_sklearn_metrics(weighted, rng, make_targets):
     n, k = 30, 4
     s = rng.uniform(0.1, 3, size=n) if weighted else np.ones(n)
     w = s / s.sum() if weighted else None
     z = rng.normal(size=(n, k))
 
-    Y = _targets("softmax", rng, n, k)
+    Y = make_targets("softmax", rng, n, k)
     P = OUTPUTS["softmax"].activate(z.copy())
     expected = log_loss(Y.argmax(1), P, sample_weight=s, labels=range(k))
     assert OUTPUTS["softmax"].loss(Y, P, w) == pytest.approx(expected, rel=1e-12)
 
-    Y = _targets("logistic", rng, n, k)
+    Y = make_targets("logistic", rng, n, k)
     P = OUTPUTS["logistic"].activate(z.copy())
     expected = sum(
         log_loss(Y[:, j], P[:, j], sample_weight=s, labels=[0, 1]) for j in range(k)
     )
     assert OUTPUTS["logistic"].loss(Y, P, w) == pytest.approx(expected, rel=1e-12)
 
-    Y = _targets("identity", rng, n, k)
+    Y = make_targets("identity", rng, n, k)
     expected = 0.5 * mean_squared_error(Y, z, sample_weight=s)
     assert OUTPUTS["identity"].loss(Y, z.copy(), w) == pytest.approx(
         expected, rel=1e-12
     )
 
-    Y = _targets("exp", rng, n, k)
+    Y = make_targets("exp", rng, n, k)
     P = OUTPUTS["exp"].activate(z.copy())
     expected = sum(
         0.5 * mean_poisson_deviance(Y[:, j], P[:, j], sample_weight=s) for j in range(k)
@@ -54,10 +44,10 @@ def test_losses_match_sklearn_metrics(weighted, rng):
 @pytest.mark.parametrize("output", sorted(OUTPUTS))
 @pytest.mark.parametrize("weighted", [False, True])
 def test_delta_is_the_gradient_of_the_loss_wrt_the_last_preactivation(
-    output, weighted, rng
+    output, weighted, rng, make_targets
 ):
     n, k = 12, 3
-    Y = _targets(output, rng, n, k)
+    Y = make_targets(output, rng, n, k)
     w = rng.uniform(0.1, 2, size=n) if weighted else None
     w = None if w is None else w / w.sum()
     z = rng.normal(size=(n, k))

@@ -22,16 +22,6 @@ def _network(
     return MLP(layer_sizes, activation, output, params)
 
 
-def _targets(output, rng, n, k):
-    if output == "softmax":
-        return np.eye(k)[rng.randint(k, size=n)]
-    if output == "logistic":
-        return (rng.uniform(size=(n, k)) > 0.5).astype(float)
-    if output == "exp":
-        return rng.poisson(1.5, size=(n, k)).astype(float)
-    return rng.normal(size=(n, k))
-
-
 def test_parameters_are_views_into_one_flat_vector(rng):
     net = _network(rng)
     assert net.params.size == 5 * 4 + 4 * 3 + 3 * 2 + 4 + 3 + 2
@@ -79,11 +69,11 @@ def _finite_difference_gradient(net, X, Y, sw, alpha, eps=1e-6):
 )
 @pytest.mark.parametrize("alpha, weighted", [(0.0, False), (0.3, True)])
 def test_backprop_gradient_matches_finite_differences(
-    activation, output, alpha, weighted, rng
+    activation, output, alpha, weighted, rng, make_targets
 ):
     net = _network(rng, activation=activation, output=output)
     X = rng.normal(size=(17, 5))
-    Y = _targets(output, rng, 17, 2)
+    Y = make_targets(output, rng, 17, 2)
     sw = rng.uniform(0, 3, size=17) if weighted else None
     loss, grad = net.loss_and_grad(X, Y, sw, alpha)
     assert loss == pytest.approx(net.loss(X, Y, sw, alpha), rel=1e-14)
@@ -100,9 +90,9 @@ def test_l2_penalty_is_sklearns_alpha_over_twice_the_weight_sum(rng):
     assert penalty == pytest.approx(0.7 / (2 * sw.sum()) * squared_weights, rel=1e-12)
 
 
-def test_integer_weights_equal_repeated_rows(rng):
+def test_integer_weights_equal_repeated_rows(rng, make_targets):
     net = _network(rng, activation="relu", output="logistic")
-    X, Y = rng.normal(size=(9, 5)), _targets("logistic", rng, 9, 2)
+    X, Y = rng.normal(size=(9, 5)), make_targets("logistic", rng, 9, 2)
     counts = rng.randint(0, 4, size=9)
     counts[0] = 1
     loss_w, grad_w = net.loss_and_grad(X, Y, counts.astype(float), alpha=0.1)
@@ -115,10 +105,10 @@ def test_integer_weights_equal_repeated_rows(rng):
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
-def test_sparse_input_gives_the_dense_gradient(fmt, rng):
+def test_sparse_input_gives_the_dense_gradient(fmt, rng, make_targets):
     net = _network(rng)
     X = rng.normal(size=(12, 5)) * (rng.uniform(size=(12, 5)) > 0.5)
-    Y = _targets("softmax", rng, 12, 2)
+    Y = make_targets("softmax", rng, 12, 2)
     loss_d, grad_d = net.loss_and_grad(X, Y, None, 0.1)
     grad_d = grad_d.copy()  # the network reuses its gradient buffer
     loss_s, grad_s = net.loss_and_grad(sp.csr_matrix(X).asformat(fmt), Y, None, 0.1)
@@ -126,10 +116,10 @@ def test_sparse_input_gives_the_dense_gradient(fmt, rng):
     assert_allclose(grad_s, grad_d, rtol=1e-12, atol=1e-15)
 
 
-def test_float32_network_computes_in_float32(rng):
+def test_float32_network_computes_in_float32(rng, make_targets):
     net = _network(rng, dtype=np.float32)
     X = rng.normal(size=(6, 5)).astype(np.float32)
-    Y = _targets("softmax", rng, 6, 2).astype(np.float32)
+    Y = make_targets("softmax", rng, 6, 2).astype(np.float32)
     _, grad = net.loss_and_grad(X, Y, None, 0.1)
     assert net.forward(X).dtype == np.float32 and grad.dtype == np.float32
 
@@ -147,14 +137,14 @@ def test_wrong_sized_parameter_vector_is_refused():
 
 @pytest.mark.parametrize("output", ["softmax", "logistic", "identity", "exp"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_workspace_pass_equals_the_allocating_pass(output, weighted, rng):
+def test_workspace_pass_equals_the_allocating_pass(output, weighted, rng, make_targets):
     """Training reuses scratch arrays across minibatches of varying size."""
     from skmlp._network import Workspace
 
     net = _network(rng, activation="relu", output=output)
     workspace = Workspace(net.layer_sizes, max_rows=20, dtype=np.float64)
     for n in (20, 7, 20):  # a full batch, a short last batch, a full one again
-        X, Y = rng.normal(size=(n, 5)), _targets(output, rng, n, 2)
+        X, Y = rng.normal(size=(n, 5)), make_targets(output, rng, n, 2)
         sw = rng.uniform(0.1, 2, size=n) if weighted else None
         loss_ref, grad_ref = net.loss_and_grad(X, Y, sw, alpha=0.2)
         grad_ref = grad_ref.copy()
