@@ -9,7 +9,7 @@ the GIL inside ufuncs).
 """
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -19,12 +19,22 @@ _pool = None
 
 
 def _pool_map(fn, items):
+    """fn over items on the pool; returns only once every call has finished.
+
+    Even when interrupted (Ctrl-C arrives in the waiting main thread), the
+    calls already running finish before the exception propagates, so no
+    worker is still writing to the arrays when the caller handles it.
+    """
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(
             max_workers=_N_THREADS, thread_name_prefix="skmlp-chunks"
         )
-    return list(_pool.map(fn, items))
+    futures = [_pool.submit(fn, item) for item in items]
+    try:
+        return [future.result() for future in futures]
+    finally:
+        wait(futures)
 
 
 def in_chunks(update, arrays):

@@ -18,10 +18,11 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import check_random_state, column_or_1d, gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
@@ -163,6 +164,11 @@ class _BaseBackprop(BaseEstimator):
         )
         if not np.isfinite(sample_weight).all():
             raise ValueError("sample_weight must be finite; it contains NaN or inf.")
+        if not np.isfinite(sample_weight.sum()):
+            raise ValueError(
+                "sample_weight sums to infinity; divide the weights by a constant "
+                "(only their ratios matter)."
+            )
         if sample_weight.sum() <= 0:
             raise ValueError(
                 "sample_weight sums to zero: at least one sample needs a positive "
@@ -294,13 +300,51 @@ class _BaseBackprop(BaseEstimator):
         )
 
     def _forward(self, X, check_input=True):
-        """Network output for X (validated here unless check_input=False)."""
-        with np.errstate(over="ignore", under="ignore"):  # also for the lean check
+        """Network output for X, computed in row chunks that fit in memory.
+
+        With check_input (the public methods), X is validated first and a
+        non-finite output is a ValueError: an input far outside the training
+        data's range can overflow a finite network, and that is reported, not
+        returned.
+        """
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             if check_input:
                 X = self._validate_X(X)
-            return forward(
-                X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
+            rows = self._rows_per_chunk()
+            if X.shape[0] <= rows:
+                out = self._forward_rows(X)
+            else:
+                out = np.empty(
+                    (X.shape[0], self.n_outputs_),
+                    np.result_type(X.dtype, self.coefs_[0].dtype),
+                )
+                for batch in gen_batches(X.shape[0], rows):
+                    out[batch] = self._forward_rows(X[batch])
+        if check_input and not np.isfinite(out).all():
+            raise ValueError(
+                "The network's output is not finite for some rows of X: their "
+                "values are too large for this model. Transform X as the "
+                "training data was (e.g. with the same StandardScaler)."
             )
+        return out
+
+    def _forward_rows(self, X):
+        return forward(
+            X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
+        )
+
+    def _rows_per_chunk(self):
+        """Rows whose activations fit in scikit-learn's ``working_memory``.
+
+        A row needs, at the widest layer boundary, its input and output
+        activations: ``itemsize * max(n_k + n_{k+1})`` bytes.
+        """
+        widths = [self.n_features_in_] + [W.shape[1] for W in self.coefs_]
+        row_bytes = self.coefs_[0].itemsize * max(
+            a + b for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+        budget = get_config()["working_memory"] * 2**20
+        return max(1, int(budget // row_bytes))
 
     def _score_encoded(self, X, Y, sample_weight):
         """Score on already validated, encoded data (NaN for non-finite output)."""

@@ -241,6 +241,7 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
     first = True
     order = np.arange(X.shape[0])
     best_start, lowest_loss = None, np.inf  # (epoch, weights at its start)
+    start_weights = net.params.copy()
     try:
         for _ in range(est.max_iter):
             if est.shuffle:
@@ -276,7 +277,13 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
                     ConvergenceWarning,
                 )
     except KeyboardInterrupt:
-        warnings.warn("Training interrupted by user.")
+        # Back to the weights at the start of the interrupted epoch: consistent
+        # with loss_curve_, which records complete epochs only.
+        net.params[...] = start_weights
+        warnings.warn(
+            "Training interrupted by user. The weights from the end of the last "
+            f"complete epoch ({est.n_iter_}) were kept."
+        )
     if validation is not None:
         net.params[...] = est._best_params
 
