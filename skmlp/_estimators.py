@@ -128,23 +128,24 @@ class _BaseBackprop(BaseEstimator):
     # ---- fitting -----------------------------------------------------------
 
     def _fit(self, X, y, sample_weight, incremental):
-        hidden = _hidden_sizes(self.hidden_layer_sizes)
-        first_pass = not hasattr(self, "coefs_") or (
-            not self.warm_start and not incremental
-        )
-        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
-        sample_weight = self._validate_sample_weight(sample_weight, X)
-        Y = Y.reshape(X.shape[0], -1)
-        if Y.dtype != bool:  # class indicators stay boolean, as in scikit-learn
-            Y = Y.astype(X.dtype, copy=False)
-        layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
-        rng = check_random_state(self.random_state)
-        if first_pass:
-            self._initialize(layer_sizes, X.dtype, rng)
-        net = self._network(layer_sizes, X.dtype)
+        # numpy's floating-point warnings are silenced throughout, validation
+        # included (scikit-learn's finiteness check can warn before it raises);
+        # non-finite values are checked for explicitly and reported as errors.
         with np.errstate(
             over="ignore", invalid="ignore", divide="ignore", under="ignore"
         ):
+            hidden = _hidden_sizes(self.hidden_layer_sizes)
+            first_pass = not hasattr(self, "coefs_") or (
+                not self.warm_start and not incremental
+            )
+            X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+            sample_weight = self._validate_sample_weight(sample_weight, X)
+            Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
+            layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
+            rng = check_random_state(self.random_state)
+            if first_pass:
+                self._initialize(layer_sizes, X.dtype, rng)
+            net = self._network(layer_sizes, X.dtype)
             if self.solver in _STOCHASTIC_SOLVERS:
                 fit_stochastic(self, net, X, Y, sample_weight, rng, incremental)
             else:
@@ -156,25 +157,47 @@ class _BaseBackprop(BaseEstimator):
             )
         return self
 
+    @staticmethod
+    def _targets_in_dtype(Y, dtype):
+        """Targets in the training dtype; class indicators stay boolean."""
+        if Y.dtype == bool:
+            return Y
+        converted = Y.astype(dtype, copy=False)
+        if not np.isfinite(converted).all():
+            raise ValueError(
+                f"y has values beyond the range of {np.dtype(dtype)}, the dtype X "
+                "trains in: scale y (e.g. divide it by its standard deviation) or "
+                "pass X as float64."
+            )
+        return converted
+
     def _validate_sample_weight(self, sample_weight, X):
+        """Non-negative, finite weights with a positive, finite total, in X's dtype.
+
+        Only the weights' ratios enter the data loss; their total scales the L2
+        penalty (``alpha / sum(s)``), so weights divided by c train like
+        ``alpha`` divided by c.
+        """
         if sample_weight is None:
             return None
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        if not np.isfinite(sample_weight).all():
-            raise ValueError("sample_weight must be finite; it contains NaN or inf.")
-        if not np.isfinite(sample_weight.sum()):
+        with np.errstate(over="ignore"):
+            total = sample_weight.sum()
+        largest = np.finfo(X.dtype).max
+        if not total <= largest:
             raise ValueError(
-                "sample_weight sums to infinity; divide the weights by a constant "
-                "(only their ratios matter)."
+                f"sample_weight sums to {total:.3g}, beyond the range of {X.dtype} "
+                "(the dtype X trains in): divide the weights and alpha by the same "
+                "constant, which leaves the objective's minimiser unchanged."
             )
-        if sample_weight.sum() <= 0:
+        if total <= 0:
             raise ValueError(
                 "sample_weight sums to zero: at least one sample needs a positive "
                 "weight."
             )
-        return sample_weight
+        return sample_weight.astype(X.dtype, copy=False)
 
     def _initialize(self, layer_sizes, dtype, rng):
         """Fresh fitted state: Glorot-initialised weights and empty records."""

@@ -45,8 +45,9 @@ def check_gradients(estimator, X, y, *, sample_weight=None, epsilon=1e-6):
     check_is_fitted(estimator)
     if not epsilon > 0:
         raise ValueError(f"epsilon must be positive, got {epsilon!r}.")
-    X, Y = estimator._validate_input(X, y, incremental=True, reset=False)
-    sample_weight = estimator._validate_sample_weight(sample_weight, X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        X, Y = estimator._validate_input(X, y, incremental=True, reset=False)
+        sample_weight = estimator._validate_sample_weight(sample_weight, X)
     X = X.astype(np.float64)
     Y = Y.reshape(X.shape[0], -1).astype(np.float64)
     if sample_weight is not None:

@@ -91,6 +91,10 @@ class SGD:
         arrays = (params, grad, self.state["velocity"])
         _update_in_chunks(update, arrays, self.n_weights, l2)
 
+    def reset_moments(self):
+        """Forget the velocity (after a divergence it may hold the overflow)."""
+        self.state["velocity"].fill(0)
+
     def end_epoch(self, n_samples_seen):
         """'invscaling': lr = lr_init / (t + 1)^power_t, t = samples seen."""
         if self.schedule == "invscaling":
@@ -151,6 +155,12 @@ class Adam:
             p -= tmp  # p -= lr m / (sqrt(v) + eps)
 
         _update_in_chunks(update, (params, grad, s["m"], s["v"]), self.n_weights, l2)
+
+    def reset_moments(self):
+        """Forget both moments and restart the bias correction."""
+        self.state["m"].fill(0)
+        self.state["v"].fill(0)
+        self.state["t"] = 0
 
     def end_epoch(self, n_samples_seen):
         """Adam's step size is not scheduled."""

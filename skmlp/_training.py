@@ -26,9 +26,9 @@ from ._optimizers import make_optimizer, new_optimizer_state
 _TOO_LARGE = (
     # scikit-learn's wording first, so code matching on it keeps working.
     "Solver produced non-finite parameter weights. The input data may contain "
-    "large values and need to be preprocessed. (The loss overflowed in the first "
-    "forward pass, before any step: scale the features, for example with "
-    "sklearn.preprocessing.StandardScaler.)"
+    "large values and need to be preprocessed. (The loss overflowed before any "
+    "step: scale the features, for example with sklearn.preprocessing."
+    "StandardScaler, and for regression the targets too.)"
 )
 
 
@@ -197,23 +197,35 @@ def _on_plateau(est, optimizer, early_stopping):
     return stop
 
 
-def _handle_divergence(est, net, best_start, loss, validation):
-    """After a non-finite epoch: record it, restore safe weights, and say so.
+def _diverged(loss, params):
+    """A non-finite epoch loss, or weights that are no longer finite."""
+    return not (math.isfinite(loss) and math.isfinite(np.add.reduce(params)))
+
+
+def _handle_divergence(est, net, optimizer, best_start, loss, validation):
+    """After a diverged epoch: record it, restore safe weights, and say so.
 
     The weights restored are those at the start of the epoch with the lowest
     training loss: finite, and known to give a finite loss (the weights at the
     end of the last finite epoch can already be too large to predict with).
+    The optimizer's moments are cleared: they may hold the overflow.
     """
     best_epoch, weights = best_start
     net.params[...] = weights
+    optimizer.reset_moments()
     est.loss_curve_.append(float(loss))
     if validation is not None:
         est.validation_scores_.append(float("nan"))
+    what = (
+        f"the loss became {loss}"
+        if not math.isfinite(loss)
+        else ("the weights became non-finite")
+    )
     warnings.warn(
-        f"Training diverged at epoch {est.n_iter_ + 1}: the loss became {loss}. "
-        f"Training stopped and the weights from the start of epoch {best_epoch} "
-        "(the lowest training loss) were restored. Scale the inputs (e.g. "
-        "StandardScaler) or lower learning_rate_init.",
+        f"Training diverged at epoch {est.n_iter_ + 1}: {what}. Training stopped "
+        f"and the weights from the start of epoch {best_epoch} (the lowest "
+        "training loss) were restored. Scale the inputs (e.g. StandardScaler) "
+        "or lower learning_rate_init.",
         ConvergenceWarning,
     )
 
@@ -249,9 +261,9 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
             start_weights = net.params.copy()
             loss = run_epoch(est, net, optimizer, batches, order, first)
             first = False
-            if not np.isfinite(loss):
+            if _diverged(loss, net.params):
                 best_start = best_start or (est.n_iter_ + 1, start_weights)
-                _handle_divergence(est, net, best_start, loss, validation)
+                _handle_divergence(est, net, optimizer, best_start, loss, validation)
                 est.n_iter_ += 1
                 break
             est.n_iter_ += 1

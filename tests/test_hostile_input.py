@@ -1,0 +1,189 @@
+"""Property tests: any input either works, with finite and valid outputs, or
+is refused with a ValueError/TypeError. Never another exception, never a
+RuntimeWarning (setup.cfg turns those into errors)."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from skmlp import BackpropClassifier, BackpropRegressor
+
+# 60 examples per test in CI; HYPOTHESIS_PROFILE=thorough runs 1000.
+settings.register_profile("ci", max_examples=60)
+settings.register_profile("thorough", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+ELEMENTS = st.one_of(
+    st.floats(-1e3, 1e3),
+    st.sampled_from(
+        [0.0, 1.0, -1.0, 1e300, -1e300, 1e-300, np.nan, np.inf, -np.inf, 1e150, 3e200]
+    ),
+)
+
+
+@st.composite
+def features(draw, n_rows):
+    n_features = draw(st.integers(1, 4))
+    kind = draw(
+        st.sampled_from(
+            [
+                "float64",
+                "float32",
+                "int",
+                "bool",
+                "object",
+                "complex",
+                "constant",
+                "duplicated",
+            ]
+        )
+    )
+    shape = (n_rows, n_features)
+    if kind == "int":
+        return draw(hnp.arrays(np.int64, shape, elements=st.integers(-1000, 1000)))
+    if kind == "bool":
+        return draw(hnp.arrays(np.bool_, shape))
+    if kind == "object":
+        return np.array(
+            draw(
+                st.lists(
+                    st.sampled_from(["a", 1, 2.5, None]),
+                    min_size=n_rows * n_features,
+                    max_size=n_rows * n_features,
+                )
+            ),
+            dtype=object,
+        ).reshape(shape)
+    if kind == "complex":
+        return draw(
+            hnp.arrays(
+                np.complex128, shape, elements=st.complex_numbers(max_magnitude=10)
+            )
+        )
+    if kind == "constant":
+        return np.full(shape, draw(ELEMENTS))
+    X = draw(hnp.arrays(np.float64, shape, elements=ELEMENTS))
+    if kind == "duplicated" and n_rows:
+        X[: n_rows // 2 + 1] = X[0]
+    if kind == "float32":
+        with np.errstate(over="ignore"):  # 1e300 becomes inf: hostile on purpose
+            return X.astype(np.float32)
+    return X
+
+
+@st.composite
+def labels(draw, n_rows):
+    n_classes = draw(st.integers(1, 4))
+    pool = draw(
+        st.sampled_from(
+            [
+                list(range(n_classes)),
+                ["a", "b", "c", "d"][:n_classes],
+                [True, False][:n_classes],
+            ]
+        )
+    )
+    return np.array(
+        draw(st.lists(st.sampled_from(pool), min_size=n_rows, max_size=n_rows))
+    )
+
+
+@st.composite
+def weights(draw, n_rows):
+    choice = draw(
+        st.sampled_from(
+            ["none", "random", "zeros", "negative", "huge", "nan", "some_zero"]
+        )
+    )
+    if choice == "none":
+        return None
+    values = {"zeros": 0.0, "negative": -1.0, "huge": 1e308, "nan": np.nan}
+    if choice in values:
+        return np.full(n_rows, values[choice])
+    w = np.array(draw(st.lists(st.floats(0, 10), min_size=n_rows, max_size=n_rows)))
+    if choice == "some_zero":
+        w[::2] = 0.0
+    return w
+
+
+def _check_outputs(est, X):
+    if isinstance(est, BackpropClassifier):
+        proba = est.predict_proba(X)
+        assert np.isfinite(proba).all()
+        assert ((proba >= 0) & (proba <= 1)).all()
+        if est.out_activation_ == "softmax" or est.n_outputs_ == 1:
+            np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+        est.predict(X)
+    else:
+        assert np.isfinite(est.predict(X)).all()
+
+
+def _fit_or_refuse(action):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ConvergenceWarning, clipping
+        try:
+            action()
+        except (ValueError, TypeError) as error:
+            assert str(error), "an error must say what is wrong"
+            return False
+    return True
+
+
+@SETTINGS
+@given(data=st.data(), solver=st.sampled_from(["adam", "sgd", "lbfgs"]))
+def test_classifier_fit_either_works_or_refuses_clearly(data, solver):
+    n_rows = data.draw(st.integers(0, 12))
+    X, y, w = (
+        data.draw(features(n_rows)),
+        data.draw(labels(n_rows)),
+        data.draw(weights(n_rows)),
+    )
+    clf = BackpropClassifier((3,), solver=solver, max_iter=5, random_state=0)
+    if _fit_or_refuse(lambda: clf.fit(X, y, sample_weight=w)):
+        _fit_or_refuse(lambda: _check_outputs(clf, X))
+
+
+@SETTINGS
+@given(data=st.data(), loss=st.sampled_from(["squared_error", "poisson"]))
+def test_regressor_fit_either_works_or_refuses_clearly(data, loss):
+    n_rows = data.draw(st.integers(0, 12))
+    X, w = data.draw(features(n_rows)), data.draw(weights(n_rows))
+    y = data.draw(hnp.arrays(np.float64, n_rows, elements=ELEMENTS))
+    reg = BackpropRegressor(
+        loss=loss, hidden_layer_sizes=(3,), max_iter=5, random_state=0
+    )
+    if _fit_or_refuse(lambda: reg.fit(X, y, sample_weight=w)):
+        _fit_or_refuse(lambda: _check_outputs(reg, X))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_partial_fit_and_predict_on_hostile_batches(data):
+    rng = np.random.RandomState(0)
+    clf = BackpropClassifier((4,), random_state=0)
+    clf.partial_fit(
+        rng.normal(size=(20, 3)), rng.randint(3, size=20), classes=[0, 1, 2]
+    )
+    n_rows = data.draw(st.integers(0, 8))
+    X = data.draw(features(n_rows))
+    y = data.draw(
+        st.lists(st.sampled_from([0, 1, 2, 7, "x"]), min_size=n_rows, max_size=n_rows)
+    )
+    _fit_or_refuse(lambda: clf.partial_fit(X, np.array(y)))
+    _fit_or_refuse(lambda: _check_outputs(clf, X))
+    # Whatever happened, the model still predicts finite probabilities.
+    _check_outputs(clf, rng.normal(size=(5, 3)))
+
+
+def test_the_strategies_reach_both_outcomes():
+    """Guard against a property test that only ever sees refusals."""
+    X, y = np.random.RandomState(0).normal(size=(8, 2)), np.array([0, 1] * 4)
+    assert _fit_or_refuse(lambda: BackpropClassifier((3,), max_iter=2).fit(X, y))
+    with pytest.raises(ValueError):
+        BackpropClassifier().fit(np.full((2, 2), np.nan), [0, 1])
