@@ -21,7 +21,8 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
 
 
 def test_quick_start_runs_and_is_at_most_ten_lines(capsys):
-    (code,) = _blocks("python")
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", quick_start, flags=re.S)
     assert len([line for line in code.splitlines() if line.strip()]) <= 10
     exec(compile(code, "README.md", "exec"), {})
     accuracy = float(capsys.readouterr().out.split()[-1])
