@@ -230,74 +230,116 @@ def _handle_divergence(est, net, optimizer, best_start, loss, validation):
     )
 
 
+class _FitProgress:
+    """What one fit call has seen so far, for restoring weights when needed."""
+
+    def __init__(self, params):
+        self.start_weights = params.copy()  # at the start of the current epoch
+        self.best_start = None  # (epoch, weights at its start), lowest loss
+        self.lowest_loss = np.inf
+        self.first_loss = None
+
+    def record(self, epoch, loss):
+        if self.first_loss is None:
+            self.first_loss = loss
+        if loss < self.lowest_loss:
+            self.best_start, self.lowest_loss = (epoch, self.start_weights), loss
+
+
 def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
     """Minibatch training with SGD or Adam (one epoch when ``incremental``)."""
+    if est.early_stopping and incremental:
+        raise ValueError("partial_fit does not support early_stopping=True")
     if not incremental or getattr(est, "_optimizer_state", None) is None:
         est._optimizer_state = new_optimizer_state(
             est.solver, net.params, est.learning_rate_init
         )
     optimizer = make_optimizer(est.solver, est._optimizer_state, est, net.n_weights)
-
-    if est.early_stopping and incremental:
-        raise ValueError("partial_fit does not support early_stopping=True")
     train, validation = (X, Y, sample_weight), None
     if est.early_stopping:
         train, validation = split_validation(est, X, Y, sample_weight, rng)
         if getattr(est, "_best_params", None) is None:
             est._best_params = net.params.copy()
-    X, Y, sample_weight = train
-    batch_size = resolve_batch_size(est, X.shape[0])
-    batches = Minibatches(net, X, Y, sample_weight, batch_size, est.shuffle)
+    batch_size = resolve_batch_size(est, train[0].shape[0])
+    batches = Minibatches(net, *train, batch_size, est.shuffle)
 
     est.n_iter_ = 0
-    first = True
-    order = np.arange(X.shape[0])
-    best_start, lowest_loss = None, np.inf  # (epoch, weights at its start)
-    start_weights = net.params.copy()
+    progress = _FitProgress(net.params)
     try:
-        for _ in range(est.max_iter):
-            if est.shuffle:
-                order = shuffle(order, random_state=rng)
-            start_weights = net.params.copy()
-            loss = run_epoch(est, net, optimizer, batches, order, first)
-            first = False
-            if _diverged(loss, net.params):
-                best_start = best_start or (est.n_iter_ + 1, start_weights)
-                _handle_divergence(est, net, optimizer, best_start, loss, validation)
-                est.n_iter_ += 1
-                break
-            est.n_iter_ += 1
-            if loss < lowest_loss:
-                best_start, lowest_loss = (est.n_iter_, start_weights), loss
-            est.loss_ = loss
-            est.t_ += X.shape[0]
-            est.loss_curve_.append(loss)
-            if est.verbose:
-                print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
-            update_stopping_state(est, net, validation)
-            optimizer.end_epoch(est.t_)
-            if est._no_improvement_count > est.n_iter_no_change and _on_plateau(
-                est, optimizer, validation is not None
-            ):
-                break
-            if incremental:
-                break
-            if est.n_iter_ == est.max_iter:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) "
-                    "reached and the optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                )
+        _run_epochs(
+            est, net, optimizer, batches, validation, rng, incremental, progress
+        )
     except KeyboardInterrupt:
         # Back to the weights at the start of the interrupted epoch: consistent
         # with loss_curve_, which records complete epochs only.
-        net.params[...] = start_weights
+        net.params[...] = progress.start_weights
         warnings.warn(
             "Training interrupted by user. The weights from the end of the last "
             f"complete epoch ({est.n_iter_}) were kept."
         )
     if validation is not None:
         net.params[...] = est._best_params
+    elif est.n_iter_ > 1 and est.loss_ > progress.first_loss:
+        _handle_rise(est, net, optimizer, progress)
+
+
+def _run_epochs(est, net, optimizer, batches, validation, rng, incremental, progress):
+    """Epochs until max_iter, a plateau, divergence, or one epoch (incremental)."""
+    order = np.arange(batches.X.shape[0])
+    first = True
+    for _ in range(est.max_iter):
+        if est.shuffle:
+            order = shuffle(order, random_state=rng)
+        progress.start_weights = net.params.copy()
+        loss = run_epoch(est, net, optimizer, batches, order, first)
+        first = False
+        if _diverged(loss, net.params):
+            best = progress.best_start or (est.n_iter_ + 1, progress.start_weights)
+            _handle_divergence(est, net, optimizer, best, loss, validation)
+            est.n_iter_ += 1
+            return
+        est.n_iter_ += 1
+        progress.record(est.n_iter_, loss)
+        est.loss_ = loss
+        est.t_ += batches.X.shape[0]
+        est.loss_curve_.append(loss)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        update_stopping_state(est, net, validation)
+        optimizer.end_epoch(est.t_)
+        if est._no_improvement_count > est.n_iter_no_change and _on_plateau(
+            est, optimizer, validation is not None
+        ):
+            return
+        if incremental:
+            return
+        if est.n_iter_ == est.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+
+
+def _handle_rise(est, net, optimizer, progress):
+    """The fit ended with a higher training loss than its first epoch had.
+
+    Training made the model worse (typically a step size far too large for
+    the data's scale, where the loss explodes but stays finite): restore the
+    weights from the start of the lowest-loss epoch, and say so.
+    """
+    best_epoch, weights = progress.best_start
+    net.params[...] = weights
+    optimizer.reset_moments()
+    warnings.warn(
+        f"Training diverged: the training loss rose from {progress.first_loss:.4g} "
+        f"(epoch 1) to {est.loss_:.4g} (epoch {est.n_iter_}). The weights from "
+        f"the start of epoch {best_epoch} (the lowest training loss, "
+        f"{progress.lowest_loss:.4g}) were restored. Scale the inputs (e.g. "
+        "StandardScaler) or lower learning_rate_init.",
+        ConvergenceWarning,
+    )
+    est.loss_ = progress.lowest_loss
 
 
 def fit_lbfgs(est, net, X, Y, sample_weight):

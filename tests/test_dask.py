@@ -2,6 +2,7 @@
 training with dask-ml's Incremental. Each test module run starts a small
 LocalCluster on loopback and shuts it down."""
 
+import os
 import warnings
 
 import dask.array as da
@@ -22,6 +23,9 @@ X, y = make_classification(1200, 10, n_informative=6, random_state=0)
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed sets OPENBLAS_NUM_THREADS=1 etc. in this process's environment
+    # for its workers; restore it so later tests' subprocesses are unaffected.
+    environment = dict(os.environ)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # distributed's start-up chatter
         cluster = LocalCluster(
@@ -35,6 +39,8 @@ def client():
     yield dask_client
     dask_client.close()
     cluster.close()
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def test_grid_search_on_the_cluster_matches_the_local_one(client):

@@ -1,6 +1,7 @@
 """Reliability: determinism, threads, bounded memory, interruption, streaming."""
 
 import hashlib
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +14,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import config_context
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_info
 
 from skmlp import BackpropClassifier, BackpropRegressor
 
@@ -56,11 +59,18 @@ def test_same_random_state_is_bit_identical_in_process_and_across_processes(solv
     ]
     local = {_fingerprint(f, X_digits[:100]) for f in fits}
     assert len(local) == 1
+    # Bit-identity holds for the same BLAS thread count (reductions split
+    # across threads round differently), so the child gets this process's.
+    threads = str(
+        max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
     other = subprocess.run(
         [sys.executable, "-c", _FINGERPRINT.format(solver=solver)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout.strip()
     assert local == {other}
 
@@ -223,3 +233,27 @@ def test_partial_fit_streams_a_memmap_in_bounded_memory(tmp_path):
     tracemalloc.stop()
     assert peak < 8 * chunk * d * 8  # a few chunks' worth, far below the 32 MB
     assert clf.score(X[:20_000], y[:20_000]) > 0.9
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+def test_a_loss_that_explodes_but_stays_finite_is_caught(Estimator):
+    """The issue's example: learning_rate_init=10 with sgd on unscaled data.
+
+    The loss grows by many orders of magnitude yet stays finite, so no NaN
+    check sees it; the fit ends with a higher loss than its first epoch.
+    """
+    X, y = load_digits(return_X_y=True)  # pixel values 0..16: unscaled
+    est = Estimator(solver="sgd", learning_rate_init=10, max_iter=50, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="training loss rose"):
+        est.fit(X, y)
+    assert est.loss_curve_[-1] > est.loss_curve_[0]  # it got worse, finite all along
+    assert np.isfinite(est.loss_curve_).all()
+    assert est.loss_ == min(est.loss_curve_)  # the kept weights' epoch
+    assert np.isfinite(est.predict(X)).all()
+
+
+def test_ordinary_training_is_not_mistaken_for_divergence():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        BackpropClassifier((20,), max_iter=300, random_state=0).fit(X_digits, y_digits)
+    assert not [w for w in caught if "diverged" in str(w.message)]
