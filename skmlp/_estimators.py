@@ -333,7 +333,8 @@ class _BaseBackprop(BaseEstimator):
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             if check_input:
                 X = self._validate_X(X)
-            rows = self._rows_per_chunk()
+            # A chunk holds at least one row, so one row is never split.
+            rows = 1 if X.shape[0] == 1 else self._rows_per_chunk()
             if X.shape[0] <= rows:
                 out = self._forward_rows(X)
             else:
@@ -343,7 +344,11 @@ class _BaseBackprop(BaseEstimator):
                 )
                 for batch in gen_batches(X.shape[0], rows):
                     out[batch] = self._forward_rows(X[batch])
-        if check_input and not np.isfinite(out).all():
+        # One reduction answers for the common case; a sum of large finite
+        # outputs can overflow, so only then look at every element.
+        if check_input and not (
+            math.isfinite(np.add.reduce(out, axis=None)) or np.isfinite(out).all()
+        ):
             raise ValueError(
                 "The network's output is not finite for some rows of X: their "
                 "values are too large for this model. Transform X as the "
@@ -362,12 +367,8 @@ class _BaseBackprop(BaseEstimator):
         A row needs, at the widest layer boundary, its input and output
         activations: ``itemsize * max(n_k + n_{k+1})`` bytes.
         """
-        widths = [self.n_features_in_] + [W.shape[1] for W in self.coefs_]
-        row_bytes = self.coefs_[0].itemsize * max(
-            a + b for a, b in zip(widths[:-1], widths[1:], strict=True)
-        )
-        budget = get_config()["working_memory"] * 2**20
-        return max(1, int(budget // row_bytes))
+        row_bytes = self.coefs_[0].itemsize * max(sum(W.shape) for W in self.coefs_)
+        return max(1, int(get_config()["working_memory"] * 2**20 // row_bytes))
 
     def _score_encoded(self, X, Y, sample_weight):
         """Score on already validated, encoded data (NaN for non-finite output)."""

@@ -71,9 +71,9 @@ def canonical_delta(Y, P, w):
 
 def softmax(z):
     """p_k = exp(z_k - max z) / sum_j exp(z_j - max z), in place."""
-    z -= z.max(axis=1, keepdims=True)
+    z -= np.maximum.reduce(z, axis=1, keepdims=True)
     np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
+    z /= np.add.reduce(z, axis=1, keepdims=True)
     return z
 
 
