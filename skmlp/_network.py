@@ -102,6 +102,7 @@ class Workspace:
 
     def rows(self, n):
         """Views of the first n rows: (outputs, deltas)."""
+        assert n <= self.max_rows, "a minibatch larger than its workspace"
         return [b[:n] for b in self.outputs], [b[:n] for b in self.deltas]
 
 

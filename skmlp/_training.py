@@ -7,8 +7,10 @@ scikit-learn's MLP gives those attributes.
 
 The call chain of a stochastic fit reads top-down::
 
-    fit_stochastic -> run_epoch -> train_step
-                   -> record_epoch -> update_stopping_state
+    fit_stochastic -> _run_epochs -> run_epoch -> train_step
+                                  -> update_stopping_state, _on_plateau
+                                  -> _handle_divergence
+                   -> _handle_rise (when the fit ended worse than it began)
 """
 
 import math
@@ -108,7 +110,7 @@ def run_epoch(est, net, optimizer, batches, order, first):
         loss, weight = train_step(
             net, optimizer, X, Y, sw, est.alpha, batches.workspace
         )
-        if not np.isfinite(loss):
+        if not math.isfinite(loss):
             if first:
                 raise ValueError(_TOO_LARGE)
             return loss
@@ -350,7 +352,7 @@ def fit_lbfgs(est, net, X, Y, sample_weight):
     def objective(flat):
         net.params[...] = flat
         loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, workspace)
-        if not np.isfinite(loss):
+        if not math.isfinite(loss):  # the line search then backs off
             return np.inf, np.zeros(g.shape, dtype=np.float64)
         return loss, g.astype(np.float64)
 
@@ -359,16 +361,23 @@ def fit_lbfgs(est, net, X, Y, sample_weight):
         if est.verbose:
             print(f"Iteration {len(loss_curve)}, loss = {loss_curve[-1]:.8f}")
 
-    if not np.isfinite(objective(net.params.astype(np.float64))[0]):
+    start = net.params.astype(np.float64)
+    if not math.isfinite(objective(start)[0]):
         raise ValueError(_TOO_LARGE)
     result = scipy.optimize.minimize(
         objective,
-        net.params.astype(np.float64),
+        start,
         method="L-BFGS-B",
         jac=True,
         callback=record,
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
     )
+    if not (np.isfinite(result.x).all() and math.isfinite(result.fun)):
+        net.params[...] = start  # keep the model as it was, then say why
+        raise ValueError(
+            "Solver produced non-finite parameter weights. The input data may "
+            "contain large values and need to be preprocessed."
+        )
     net.params[...] = result.x
     est.n_iter_ = int(result.nit)
     est.loss_ = float(result.fun)
