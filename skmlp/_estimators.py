@@ -24,6 +24,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -74,6 +75,24 @@ def _glorot_uniform(fan_in, fan_out, activation, rng, dtype):
     W = rng.uniform(-bound, bound, (fan_in, fan_out))
     b = rng.uniform(-bound, bound, fan_out)
     return W.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
+def _balanced(index, sample_weight):
+    """Per-sample 'balanced' class weights from weighted class counts.
+
+    Only samples with positive weight count, so that zero weights act like
+    removed rows and integer weights like repeated rows.
+    """
+    keep = slice(None) if sample_weight is None else sample_weight > 0
+    present = np.unique(index[keep])
+    per_class = np.zeros(index.max() + 1)
+    per_class[present] = compute_class_weight(
+        "balanced",
+        classes=present,
+        y=index[keep],
+        sample_weight=None if sample_weight is None else sample_weight[keep],
+    )
+    return per_class[index]
 
 
 def _store_init_params(estimator, init_locals):
@@ -140,6 +159,9 @@ class _BaseBackprop(BaseEstimator):
             )
             X, Y = self._validate_input(X, y, incremental, reset=first_pass)
             sample_weight = self._validate_sample_weight(sample_weight, X)
+            sample_weight = self._with_class_weight(
+                Y, sample_weight, incremental, X.dtype
+            )
             Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
             layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
             rng = check_random_state(self.random_state)
@@ -156,6 +178,10 @@ class _BaseBackprop(BaseEstimator):
                 " contain large values and need to be preprocessed."
             )
         return self
+
+    def _with_class_weight(self, Y, sample_weight, incremental, dtype):
+        """Sample weights with class weights folded in (classifiers only)."""
+        return sample_weight
 
     @staticmethod
     def _targets_in_dtype(Y, dtype):
@@ -445,6 +471,13 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         Epochs without progress before stopping (sgd, adam).
     max_fun : int, default=15000
         Maximum number of loss evaluations (lbfgs).
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, ``{label: weight}``; classes not named weigh 1.
+        'balanced' weighs each class by ``n_samples / (n_classes * count)``.
+        Multiplied into ``sample_weight``. 'balanced' uses the weighted class
+        totals; in ``partial_fit`` it balances each call's batch; for
+        multilabel targets it multiplies the per-label weights (the only
+        class_weight accepted there). Not a parameter of MLPClassifier.
 
     Attributes
     ----------
@@ -502,6 +535,10 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
     True
     """
 
+    _parameter_constraints: dict = {
+        **_BaseBackprop._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
     loss = "log_loss"  # the only loss; read-only, as in MLPClassifier
     _stratify_split = True
     _score_function = staticmethod(accuracy_score)
@@ -532,8 +569,43 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        class_weight=None,
     ):
         _store_init_params(self, locals())
+
+    def _with_class_weight(self, Y, sample_weight, incremental, dtype):
+        """Multiply each sample's weight by its class's weight (scikit-learn's
+        meaning of class_weight). 'balanced' is ``sum(s) / (n_classes * s_c)``
+        with ``s_c`` the total sample weight of class c, so integer weights
+        act like repeated rows; in partial_fit it balances each call's batch.
+        For multilabel targets, 'balanced' multiplies the per-label weights.
+        """
+        if self.class_weight is None:
+            return sample_weight
+        balanced = self.class_weight == "balanced"
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            if not balanced:
+                raise ValueError(
+                    "class_weight for multilabel targets must be 'balanced' or "
+                    "None; for other weights pass sample_weight."
+                )
+            columns = [Y[:, j].astype(np.intp) for j in range(Y.shape[1])]
+            factors = np.prod([_balanced(c, sample_weight) for c in columns], axis=0)
+        else:
+            # Each sample's class index (one-hot rows, or one indicator column).
+            index = np.argmax(Y, axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
+            if balanced:
+                factors = _balanced(index, sample_weight)
+            else:
+                factors = compute_class_weight(  # also refuses unknown labels
+                    self.class_weight, classes=self.classes_, y=self.classes_[index]
+                )[index]
+        weights = factors if sample_weight is None else factors * sample_weight
+        if not weights.sum() > 0:
+            raise ValueError(
+                "class_weight and sample_weight leave every sample with weight 0."
+            )
+        return weights.astype(dtype)
 
     def _output_activation(self):
         if self._label_binarizer.y_type_ == "multiclass":

@@ -12,7 +12,7 @@ ESTIMATORS = [
     Estimator(solver=solver)
     for Estimator in (BackpropClassifier, BackpropRegressor)
     for solver in ("adam", "sgd", "lbfgs")
-]
+] + [BackpropClassifier(class_weight="balanced")]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
