@@ -128,7 +128,12 @@ def test_fitted_attributes_match_mlpclassifiers():
     ref = MLPClassifier(max_iter=5, random_state=0).fit(X_iris, y_iris)
     public = {k for k in vars(ref) if k.endswith("_") and not k.startswith("_")}
     assert public <= set(vars(ours))
-    assert ours.get_params() == ref.get_params()
+    # Every MLPClassifier parameter, same default; extras default to "off".
+    ours_params, ref_params = ours.get_params(), ref.get_params()
+    assert {k: ours_params[k] for k in ref_params} == ref_params
+    assert {k: ours_params[k] for k in set(ours_params) - set(ref_params)} == {
+        "class_weight": None
+    }
     assert ours.loss == ref.loss == "log_loss"
     assert get_tags(ours) == get_tags(ref)
     assert get_tags(BackpropRegressor()) == get_tags(MLPRegressor())
