@@ -426,8 +426,11 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function of the hidden layers.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
+'softplus', 'gelu', 'silu'}, default='relu'
+        Activation function of the hidden layers. The first four are
+        MLPClassifier's; leaky_relu (slope 0.01), elu, softplus, gelu (exact,
+        with the normal CDF) and silu are skmlp's additions.
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         Weight optimizer: L-BFGS-B (scipy), SGD with momentum, or Adam.
     alpha : float, default=0.0001

@@ -126,26 +126,30 @@ def forward(X, weights, biases, activation, output, keep_activations=False, out=
     output : str
         Output activation, a key of ``OUTPUTS``.
     keep_activations : bool
-        If True, return the list ``[a_0 = X, a_1, ..., a_L]`` that the
-        backward pass needs; otherwise only the last array.
+        If True, return ``([a_0 = X, a_1, ..., a_L], pre)`` for the backward
+        pass: ``pre[k]`` is hidden layer k's pre-activation ``z`` when the
+        activation's derivative needs it (``from_input``), else None.
+        Otherwise return only ``a_L``.
     out : list of ndarray, optional
         One array of shape (n_samples, n_k) per layer to compute into (see
         :class:`Workspace`); new arrays when None.
     """
-    hidden = ACTIVATIONS[activation].forward
+    hidden = ACTIVATIONS[activation]
+    keep_input = keep_activations and hidden.from_input
     a = X
-    activations = [X]
+    activations, pre = [X], []
     last = len(weights) - 1
     for k, (W, b) in enumerate(zip(weights, biases, strict=True)):
         z = _matmul(a, W, None if out is None else out[k])  # z_k = a_{k-1} W_k + b_k
         z += b
         if k < last:
-            a = hidden(z)
+            pre.append(z.copy() if keep_input else None)
+            a = hidden.forward(z)
         else:
             a = OUTPUTS[output].activate(z)
         if keep_activations:
             activations.append(a)
-    return activations if keep_activations else a
+    return (activations, pre) if keep_activations else a
 
 
 class MLP:
@@ -246,12 +250,12 @@ class MLP:
         n = X.shape[0]
         w, weight_sum = self._normalized_weights(sample_weight, n)
         outputs, deltas = (None, None) if workspace is None else workspace.rows(n)
-        activations = self.forward(X, keep_activations=True, out=outputs)
+        activations, pre = self.forward(X, keep_activations=True, out=outputs)
         output = OUTPUTS[self.output]
         loss = output.loss(Y, activations[-1], w)
         delta = output.delta(Y, activations[-1], w)  # dL/dz_L, in place of P
 
-        hidden_backward = ACTIVATIONS[self.activation].backward
+        hidden = ACTIVATIONS[self.activation]
         for k in range(len(self.weights) - 1, -1, -1):
             # activations[k] is a_{k-1} for the layer whose weights are weights[k].
             gW = self._grad_weights[k]
@@ -264,7 +268,10 @@ class MLP:
                 delta = _matmul(
                     delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
                 )  # (4)
-                hidden_backward(activations[k], delta)  # (1) dL/dz_{k-1}
+                # (1) dL/dz_{k-1}, f' from the layer's output (or its input z)
+                hidden.backward(
+                    pre[k - 1] if hidden.from_input else activations[k], delta
+                )
 
         if alpha:
             loss += self._penalty(alpha, weight_sum)
