@@ -39,6 +39,7 @@ from sklearn.utils.validation import (
 )
 
 from ._activations import ACTIVATIONS
+from ._losses import huber
 from ._network import MLP, flatten, forward, n_parameters
 from ._training import fit_lbfgs, fit_stochastic
 
@@ -179,6 +180,10 @@ class _BaseBackprop(BaseEstimator):
             )
         return self
 
+    def _output_layer(self):
+        """The core's output layer: activation, loss and output delta."""
+        return self.out_activation_
+
     def _with_class_weight(self, Y, sample_weight, incremental, dtype):
         """Sample weights with class weights folded in (classifiers only)."""
         return sample_weight
@@ -268,7 +273,7 @@ class _BaseBackprop(BaseEstimator):
                 "architecture or the number of outputs."
             )
         params = self._flat_params(layer_sizes, dtype)
-        net = MLP(layer_sizes, self.activation, self.out_activation_, params)
+        net = MLP(layer_sizes, self.activation, self._output_layer(), params)
         self.coefs_, self.intercepts_ = net.weights, net.biases
         return net
 
@@ -384,7 +389,7 @@ class _BaseBackprop(BaseEstimator):
 
     def _forward_rows(self, X):
         return forward(
-            X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
+            X, self.coefs_, self.intercepts_, self.activation, self._output_layer()
         )
 
     def _rows_per_chunk(self):
@@ -772,8 +777,14 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        The loss; 'poisson' needs non-negative targets.
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, \
+default='squared_error'
+        The loss: half squared error, half Poisson deviance (exp output,
+        non-negative targets), absolute error (predicts a median), or Huber
+        (squared within ``huber_delta`` of the target, linear beyond: robust to
+        outliers). The last two are skmlp's additions to MLPRegressor.
+    huber_delta : float, default=1.0
+        The Huber loss's threshold on the residual (``loss='huber'`` only).
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
@@ -812,7 +823,8 @@ n_outputs_
 
     _parameter_constraints: dict = {
         **_BaseBackprop._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
     _stratify_split = False
     _score_function = staticmethod(r2_score)
@@ -844,11 +856,19 @@ n_outputs_
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        huber_delta=1.0,
     ):
         _store_init_params(self, locals())
 
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"
+
+    def _output_layer(self):
+        if self.loss == "huber":
+            return huber(self.huber_delta)
+        if self.loss == "absolute_error":
+            return "absolute_error"
+        return self.out_activation_
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

@@ -55,7 +55,7 @@ def check_gradients(estimator, X, y, *, sample_weight=None, epsilon=1e-6):
 
     layer_sizes = [X.shape[1]] + [W.shape[1] for W in estimator.coefs_]
     params = flatten(estimator.coefs_, estimator.intercepts_, dtype=np.float64)
-    net = MLP(layer_sizes, estimator.activation, estimator.out_activation_, params)
+    net = MLP(layer_sizes, estimator.activation, estimator._output_layer(), params)
     alpha = estimator.alpha
     with np.errstate(over="ignore", under="ignore"):
         _, backprop = net.loss_and_grad(X, Y, sample_weight, alpha)

@@ -56,14 +56,20 @@ def _clipped(P):
     return np.minimum(clipped, 1 - eps, out=clipped)
 
 
-def canonical_delta(Y, P, w):
-    """dL/dz = w_i (P - Y): the canonical-link gradient of every loss here."""
-    delta = np.subtract(P, Y, out=P)
+def _scale_by_weights(delta, w, scale=1.0):
+    """delta_ik *= w_i * scale (w_i = 1 / n_samples when w is None)."""
     if w is None:
-        delta *= 1.0 / P.shape[0]
+        delta *= scale / delta.shape[0]
     else:
         delta *= w[:, np.newaxis]
+        if scale != 1.0:
+            delta *= scale
     return delta
+
+
+def canonical_delta(Y, P, w):
+    """dL/dz = w_i (P - Y): the canonical-link gradient of the first four losses."""
+    return _scale_by_weights(np.subtract(P, Y, out=P), w)
 
 
 # ---- softmax + categorical cross-entropy (multiclass) ----------------------
@@ -110,9 +116,7 @@ def half_squared_error(Y, P, w):
 
 def half_squared_error_delta(Y, P, w):
     """dL/dz = w_i (P - Y) / n_outputs, since the loss averages the outputs."""
-    delta = canonical_delta(Y, P, w)
-    delta *= 1.0 / P.shape[1]
-    return delta
+    return _scale_by_weights(np.subtract(P, Y, out=P), w, 1.0 / P.shape[1])
 
 
 # ---- exp + Poisson deviance (regression of counts and rates) ---------------
@@ -128,9 +132,50 @@ def half_poisson_deviance(Y, P, w):
     return _weighted_sum(xlogy(Y, Y) - xlogy(Y, P) - Y + P, w)
 
 
+# ---- identity + absolute error, identity + Huber (robust regression) -------
+
+
+def mean_absolute_error(Y, P, w):
+    """l_i = mean_k |y_ik - p_ik|."""
+    residual = np.subtract(P, Y)
+    np.abs(residual, out=residual)
+    return _weighted_sum(residual, w) / P.shape[1]
+
+
+def mean_absolute_error_delta(Y, P, w):
+    """dL/dz = w_i sign(p - y) / n_outputs (0 where p = y: a subgradient)."""
+    delta = np.subtract(P, Y, out=P)
+    np.sign(delta, out=delta)
+    return _scale_by_weights(delta, w, 1.0 / P.shape[1])
+
+
+def huber(threshold):
+    """Identity output with the Huber loss of the given threshold d:
+
+    l_i = mean_k h(p_ik - y_ik), h(r) = r^2 / 2 if |r| <= d else d (|r| - d / 2),
+    squared near the target and linear (so robust to outliers) beyond d.
+    """
+
+    def loss(Y, P, w):
+        r = np.abs(np.subtract(P, Y))
+        quadratic = np.minimum(r, threshold)  # h(r) = q (r - q / 2), q = min(r, d)
+        r -= 0.5 * quadratic
+        r *= quadratic
+        return _weighted_sum(r, w) / P.shape[1]
+
+    def delta(Y, P, w):
+        """dL/dz = w_i clip(p - y, -d, d) / n_outputs."""
+        residual = np.subtract(P, Y, out=P)
+        np.clip(residual, -threshold, threshold, out=residual)
+        return _scale_by_weights(residual, w, 1.0 / P.shape[1])
+
+    return Output(identity, loss, delta)
+
+
 OUTPUTS = {
     "softmax": Output(softmax, categorical_cross_entropy, canonical_delta),
     "logistic": Output(logistic, binary_cross_entropy, canonical_delta),
     "identity": Output(identity, half_squared_error, half_squared_error_delta),
     "exp": Output(exp, half_poisson_deviance, canonical_delta),
+    "absolute_error": Output(identity, mean_absolute_error, mean_absolute_error_delta),
 }

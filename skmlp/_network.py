@@ -113,6 +113,11 @@ def _matmul(a, b, out=None):
     return np.matmul(a, b, out=out)
 
 
+def output_layer(output):
+    """The Output named by ``output`` (a key of OUTPUTS), or ``output`` itself."""
+    return OUTPUTS[output] if isinstance(output, str) else output
+
+
 def forward(X, weights, biases, activation, output, keep_activations=False, out=None):
     """Run the network on X.
 
@@ -123,8 +128,9 @@ def forward(X, weights, biases, activation, output, keep_activations=False, out=
         ``W_1..W_L`` and ``b_1..b_L``.
     activation : str
         Hidden activation, a key of ``ACTIVATIONS``.
-    output : str
-        Output activation, a key of ``OUTPUTS``.
+    output : str or Output
+        The output layer: a key of ``OUTPUTS``, or an ``Output`` (as built by
+        ``_losses.huber``).
     keep_activations : bool
         If True, return ``([a_0 = X, a_1, ..., a_L], pre)`` for the backward
         pass: ``pre[k]`` is hidden layer k's pre-activation ``z`` when the
@@ -146,7 +152,7 @@ def forward(X, weights, biases, activation, output, keep_activations=False, out=
             pre.append(z.copy() if keep_input else None)
             a = hidden.forward(z)
         else:
-            a = OUTPUTS[output].activate(z)
+            a = output_layer(output).activate(z)
         if keep_activations:
             activations.append(a)
     return (activations, pre) if keep_activations else a
@@ -209,7 +215,7 @@ class MLP:
     def loss(self, X, Y, sample_weight=None, alpha=0.0):
         """The training objective of :meth:`loss_and_grad`, without the gradient."""
         w, weight_sum = self._normalized_weights(sample_weight, X.shape[0])
-        data_loss = OUTPUTS[self.output].loss(Y, self.forward(X), w)
+        data_loss = output_layer(self.output).loss(Y, self.forward(X), w)
         return data_loss + self._penalty(alpha, weight_sum)
 
     def loss_and_grad(
@@ -251,7 +257,7 @@ class MLP:
         w, weight_sum = self._normalized_weights(sample_weight, n)
         outputs, deltas = (None, None) if workspace is None else workspace.rows(n)
         activations, pre = self.forward(X, keep_activations=True, out=outputs)
-        output = OUTPUTS[self.output]
+        output = output_layer(self.output)
         loss = output.loss(Y, activations[-1], w)
         delta = output.delta(Y, activations[-1], w)  # dL/dz_L, in place of P
 

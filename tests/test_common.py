@@ -12,7 +12,11 @@ ESTIMATORS = [
     Estimator(solver=solver)
     for Estimator in (BackpropClassifier, BackpropRegressor)
     for solver in ("adam", "sgd", "lbfgs")
-] + [BackpropClassifier(class_weight="balanced")]
+] + [
+    BackpropClassifier(class_weight="balanced"),
+    BackpropRegressor(loss="absolute_error"),
+    BackpropRegressor(loss="huber"),
+]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

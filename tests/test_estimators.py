@@ -531,3 +531,30 @@ def test_finite_values_whose_sum_overflows_are_still_accepted():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         assert_allclose(reg.predict(X), reg.intercepts_[-1])
+
+
+# ---- robust regression losses ----------------------------------------------
+
+
+def test_huber_with_a_huge_threshold_is_the_squared_error_model():
+    """Within its threshold the Huber loss is r^2 / 2: the same objective."""
+    X, y = _regression_data()
+    kwargs = dict(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+    huber = BackpropRegressor(loss="huber", huber_delta=1e10, **kwargs).fit(X, y)
+    squared = BackpropRegressor(loss="squared_error", **kwargs).fit(X, y)
+    assert_allclose(huber.predict(X), squared.predict(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("loss", ["absolute_error", "huber"])
+def test_robust_losses_ignore_gross_outliers(loss):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 3))
+    clean = X[:, 0] + 0.1 * rng.normal(size=300)
+    y = clean.copy()
+    y[:15] += 50  # 5% gross outliers
+    kwargs = dict(hidden_layer_sizes=(10,), max_iter=500, random_state=0)
+    robust = BackpropRegressor(loss=loss, **kwargs).fit(X, y)
+    squared = BackpropRegressor(**kwargs).fit(X, y)
+    robust_error = np.median(np.abs(robust.predict(X[15:]) - clean[15:]))
+    squared_error = np.median(np.abs(squared.predict(X[15:]) - clean[15:]))
+    assert robust_error < 0.2 < squared_error

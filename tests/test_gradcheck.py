@@ -26,11 +26,13 @@ def _problem(kind, rng, n=25):
         return BackpropClassifier, X / X.max(), Y
     if kind == "squared_error":
         return BackpropRegressor, X, rng.normal(size=(n, 2))
+    if kind in ("absolute_error", "huber"):
+        return BackpropRegressor, X, 3 * rng.normal(size=(n, 2))
     return BackpropRegressor, X, rng.poisson(2.0, size=n)  # poisson
 
 
 def _fitted(Estimator, X, y, activation, alpha, kind):
-    kwargs = {"loss": "poisson"} if kind == "poisson" else {}
+    kwargs = {"loss": kind} if kind in ("poisson", "absolute_error", "huber") else {}
     est = Estimator(
         hidden_layer_sizes=(5, 3),
         activation=activation,
@@ -46,7 +48,16 @@ def _fitted(Estimator, X, y, activation, alpha, kind):
 
 @pytest.mark.parametrize("activation", ACTIVATION_NAMES)
 @pytest.mark.parametrize(
-    "kind", ["binary", "multiclass", "multilabel", "squared_error", "poisson"]
+    "kind",
+    [
+        "binary",
+        "multiclass",
+        "multilabel",
+        "squared_error",
+        "poisson",
+        "absolute_error",
+        "huber",
+    ],
 )
 @pytest.mark.parametrize(
     "alpha, weighted", [(0.0, False), (1e-2, False), (0.0, True), (0.5, True)]

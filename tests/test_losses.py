@@ -3,9 +3,17 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.metrics import log_loss, mean_poisson_deviance, mean_squared_error
+from scipy.special import huber as scipy_huber
+from sklearn.metrics import (
+    log_loss,
+    mean_absolute_error,
+    mean_poisson_deviance,
+    mean_squared_error,
+)
 
-from skmlp._losses import OUTPUTS
+from skmlp._losses import OUTPUTS, huber
+
+OUTPUT_LAYERS = {**OUTPUTS, "huber": huber(0.7)}
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -41,7 +49,7 @@ def test_losses_match_sklearn_metrics(weighted, rng, make_targets):
     assert OUTPUTS["exp"].loss(Y, P, w) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("output", sorted(OUTPUTS))
+@pytest.mark.parametrize("output", sorted(OUTPUT_LAYERS))
 @pytest.mark.parametrize("weighted", [False, True])
 def test_delta_is_the_gradient_of_the_loss_wrt_the_last_preactivation(
     output, weighted, rng, make_targets
@@ -51,7 +59,7 @@ def test_delta_is_the_gradient_of_the_loss_wrt_the_last_preactivation(
     w = rng.uniform(0.1, 2, size=n) if weighted else None
     w = None if w is None else w / w.sum()
     z = rng.normal(size=(n, k))
-    spec = OUTPUTS[output]
+    spec = OUTPUT_LAYERS[output]
 
     def loss_at(z_):
         return spec.loss(Y, spec.activate(z_.copy()), w)
@@ -70,3 +78,19 @@ def test_softmax_is_stable_for_huge_logits():
     z = np.array([[1e4, 0.0, -1e4], [-1e4, -1e4, -1e4]])
     P = OUTPUTS["softmax"].activate(z)
     assert_allclose(P, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_robust_regression_losses_match_independent_formulas(weighted, rng):
+    n, k = 40, 3
+    s = rng.uniform(0.1, 3, size=n) if weighted else np.ones(n)
+    w = s / s.sum() if weighted else None
+    Y, P = rng.normal(size=(n, k)), rng.normal(scale=2, size=(n, k))
+    expected = mean_absolute_error(Y, P, sample_weight=s)
+    loss = OUTPUT_LAYERS["absolute_error"].loss(Y, P.copy(), w)
+    assert loss == pytest.approx(expected, rel=1e-12)
+    for threshold in (0.3, 1.0, 100.0):
+        per_element = scipy_huber(threshold, P - Y)  # d r^2/2 or d(|r| - d/2)
+        expected = np.average(per_element.mean(axis=1), weights=s)
+        loss = huber(threshold).loss(Y, P.copy(), w)
+        assert loss == pytest.approx(expected, rel=1e-12)
