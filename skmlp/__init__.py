@@ -9,4 +9,10 @@ from ._gradcheck import check_gradients
 
 __version__ = "0.1.0"
 
+# Public names as their home: pickles, skops' trusted-type lists and reprs
+# say skmlp.BackpropClassifier rather than the private module's path.
+for _public in (BackpropClassifier, BackpropRegressor, check_gradients):
+    _public.__module__ = __name__
+del _public
+
 __all__ = ["BackpropClassifier", "BackpropRegressor", "check_gradients", "__version__"]
