@@ -147,7 +147,7 @@ class _BaseBackprop(BaseEstimator):
 
     # ---- fitting -----------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight, incremental):
+    def _fit(self, X, y, sample_weight, incremental, validation=(None, None, None)):
         # numpy's floating-point warnings are silenced throughout, validation
         # included (scikit-learn's finiteness check can warn before it raises);
         # non-finite values are checked for explicitly and reported as errors.
@@ -168,9 +168,10 @@ class _BaseBackprop(BaseEstimator):
             rng = check_random_state(self.random_state)
             if first_pass:
                 self._initialize(layer_sizes, X.dtype, rng)
+            given = self._validation_set(validation, X.dtype)
             net = self._network(layer_sizes, X.dtype)
             if self.solver in _STOCHASTIC_SOLVERS:
-                fit_stochastic(self, net, X, Y, sample_weight, rng, incremental)
+                fit_stochastic(self, net, X, Y, sample_weight, rng, incremental, given)
             else:
                 fit_lbfgs(self, net, X, Y, sample_weight)
         if not np.isfinite(net.params).all():
@@ -247,14 +248,11 @@ class _BaseBackprop(BaseEstimator):
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            self.best_loss_ = None if self.early_stopping else np.inf
+            # Validation records stay None until a fit has a validation set.
+            self.validation_scores_ = None
+            self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
 
     def _network(self, layer_sizes, dtype):
         """The core network over one flat vector holding coefs_ and intercepts_.
@@ -298,7 +296,16 @@ class _BaseBackprop(BaseEstimator):
         return params
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        X_val=None,
+        y_val=None,
+        sample_weight_val=None,
+    ):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -311,13 +318,44 @@ class _BaseBackprop(BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative sample weights. A minibatch whose weights are all
             zero is skipped.
+        X_val, y_val : array-like, default=None
+            A validation set of your choosing (sgd and adam). It replaces the
+            internal ``validation_fraction`` split: with ``early_stopping=True``
+            training stops on its score and keeps the best-scoring weights;
+            without, it is only monitored. Either way ``validation_scores_``
+            and ``validation_loss_curve_`` record it every epoch. In a
+            Pipeline, route it with ``transform_input=["X_val"]`` and
+            ``set_fit_request(X_val=True, y_val=True)``.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Sample weights of the validation set.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        validation = (X_val, y_val, sample_weight_val)
+        return self._fit(X, y, sample_weight, incremental=False, validation=validation)
+
+    def _validation_set(self, validation, dtype):
+        """The user's validation set validated and encoded like the training
+        data, or None when none was given."""
+        X_val, y_val, sample_weight_val = validation
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val was given without X_val, y_val.")
+            return None
+        if X_val is None or y_val is None:
+            raise ValueError("Pass both X_val and y_val, or neither.")
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                "X_val needs solver='sgd' or 'adam': lbfgs has no epochs to "
+                "monitor or stop early."
+            )
+        X_val, Y_val = self._validate_input(X_val, y_val, incremental=True, reset=False)
+        sample_weight_val = self._validate_sample_weight(sample_weight_val, X_val)
+        Y_val = self._targets_in_dtype(Y_val.reshape(X_val.shape[0], -1), dtype)
+        return X_val.astype(dtype, copy=False), Y_val, sample_weight_val
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -401,9 +439,9 @@ class _BaseBackprop(BaseEstimator):
         row_bytes = self.coefs_[0].itemsize * max(sum(W.shape) for W in self.coefs_)
         return max(1, int(get_config()["working_memory"] * 2**20 // row_bytes))
 
-    def _score_encoded(self, X, Y, sample_weight):
-        """Score on already validated, encoded data (NaN for non-finite output)."""
-        out = self._forward(X, check_input=False)
+    def _score_outputs(self, out, Y, sample_weight):
+        """Accuracy or R^2 of network outputs against encoded targets (NaN for
+        non-finite outputs)."""
         if not np.isfinite(out).all():
             return np.nan
         return float(

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches, shuffle
 
-from ._network import Workspace
+from ._network import Workspace, output_layer
 from ._optimizers import make_optimizer, new_optimizer_state
 
 _TOO_LARGE = (
@@ -150,30 +150,55 @@ def resolve_batch_size(est, n_samples):
     return int(np.clip(est.batch_size, 1, n_samples))
 
 
-def update_stopping_state(est, net, validation):
+def record_validation(est, net, validation, penalty_weight):
+    """Score the current weights on the validation set and record the epoch.
+
+    Appends to ``validation_scores_`` (accuracy or R^2) and to
+    ``validation_loss_curve_``: the data loss on the validation set plus the
+    L2 penalty as one training minibatch carries it (``penalty_weight`` is a
+    minibatch's expected total weight), so the curve compares with
+    ``loss_curve_``.
+    """
+    X_val, Y_val, sw_val = validation
+    out = net.forward(X_val)
+    score = est._score_outputs(out, Y_val, sw_val)
+    w, _ = net._normalized_weights(sw_val, X_val.shape[0])
+    loss = output_layer(net.output).loss(Y_val, out, w)
+    loss += net._penalty(est.alpha, penalty_weight)
+    est.validation_scores_.append(score)
+    est.validation_loss_curve_.append(float(loss))
+    if est.verbose:
+        print(f"Validation score: {score:f}, validation loss = {loss:.8f}")
+    improved = score > est.best_validation_score_
+    if improved:
+        est.best_validation_score_ = score
+    return score, improved
+
+
+def update_stopping_state(est, net, validation, penalty_weight):
     """Track the best loss or validation score and count epochs without progress.
 
     Mirrors scikit-learn: an epoch improves when it beats the best by more than
-    ``tol``; with early stopping, the best-scoring weights are kept aside.
+    ``tol``. With early stopping the count follows the validation score and the
+    best-scoring weights are kept aside; otherwise it follows the training
+    loss (a validation set, if given, is then only recorded).
     """
     if validation is not None:
-        score = est._score_encoded(*validation)
-        est.validation_scores_.append(score)
-        if est.verbose:
-            print(f"Validation score: {score:f}")
-        if score < est.best_validation_score_ + est.tol:
-            est._no_improvement_count += 1
-        else:
-            est._no_improvement_count = 0
-        if score > est.best_validation_score_:
-            est.best_validation_score_ = score
-            est._best_params = net.params.copy()
+        best_before = est.best_validation_score_
+        score, improved = record_validation(est, net, validation, penalty_weight)
+        if est.early_stopping:
+            if score < best_before + est.tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            if improved:
+                est._best_params = net.params.copy()
+            return
+    if est.loss_ > est.best_loss_ - est.tol:
+        est._no_improvement_count += 1
     else:
-        if est.loss_ > est.best_loss_ - est.tol:
-            est._no_improvement_count += 1
-        else:
-            est._no_improvement_count = 0
-        est.best_loss_ = min(est.best_loss_, est.loss_)
+        est._no_improvement_count = 0
+    est.best_loss_ = min(est.best_loss_, est.loss_)
 
 
 def _on_plateau(est, optimizer, early_stopping):
@@ -218,6 +243,7 @@ def _handle_divergence(est, net, optimizer, best_start, loss, validation):
     est.loss_curve_.append(float(loss))
     if validation is not None:
         est.validation_scores_.append(float("nan"))
+        est.validation_loss_curve_.append(float("nan"))
     what = (
         f"the loss became {loss}"
         if not math.isfinite(loss)
@@ -248,8 +274,12 @@ class _FitProgress:
             self.best_start, self.lowest_loss = (epoch, self.start_weights), loss
 
 
-def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
-    """Minibatch training with SGD or Adam (one epoch when ``incremental``)."""
+def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental, given=None):
+    """Minibatch training with SGD or Adam (one epoch when ``incremental``).
+
+    ``given`` is the user's validation set (X_val, Y_val, sample_weight_val);
+    without it, early stopping holds out ``validation_fraction`` of the data.
+    """
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
     if not incremental or getattr(est, "_optimizer_state", None) is None:
@@ -257,19 +287,32 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
             est.solver, net.params, est.learning_rate_init
         )
     optimizer = make_optimizer(est.solver, est._optimizer_state, est, net.n_weights)
-    train, validation = (X, Y, sample_weight), None
-    if est.early_stopping:
+    train, validation = (X, Y, sample_weight), given
+    if est.early_stopping and given is None:
         train, validation = split_validation(est, X, Y, sample_weight, rng)
-        if getattr(est, "_best_params", None) is None:
-            est._best_params = net.params.copy()
+    if validation is not None and est.validation_scores_ is None:
+        est.validation_scores_, est.validation_loss_curve_ = [], []
+        est.best_validation_score_ = -np.inf
+    if est.early_stopping and getattr(est, "_best_params", None) is None:
+        est._best_params = net.params.copy()
     batch_size = resolve_batch_size(est, train[0].shape[0])
     batches = Minibatches(net, *train, batch_size, est.shuffle)
+    train_weight = train[0].shape[0] if train[2] is None else float(train[2].sum())
+    penalty_weight = train_weight * batch_size / train[0].shape[0]
 
     est.n_iter_ = 0
     progress = _FitProgress(net.params)
     try:
         _run_epochs(
-            est, net, optimizer, batches, validation, rng, incremental, progress
+            est,
+            net,
+            optimizer,
+            batches,
+            validation,
+            rng,
+            incremental,
+            progress,
+            penalty_weight,
         )
     except KeyboardInterrupt:
         # Back to the weights at the start of the interrupted epoch: consistent
@@ -279,13 +322,23 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental):
             "Training interrupted by user. The weights from the end of the last "
             f"complete epoch ({est.n_iter_}) were kept."
         )
-    if validation is not None:
+    if est.early_stopping:
         net.params[...] = est._best_params
     elif est.n_iter_ > 1 and est.loss_ > progress.first_loss:
         _handle_rise(est, net, optimizer, progress)
 
 
-def _run_epochs(est, net, optimizer, batches, validation, rng, incremental, progress):
+def _run_epochs(
+    est,
+    net,
+    optimizer,
+    batches,
+    validation,
+    rng,
+    incremental,
+    progress,
+    penalty_weight,
+):
     """Epochs until max_iter, a plateau, divergence, or one epoch (incremental)."""
     order = np.arange(batches.X.shape[0])
     first = True
@@ -307,10 +360,10 @@ def _run_epochs(est, net, optimizer, batches, validation, rng, incremental, prog
         est.loss_curve_.append(loss)
         if est.verbose:
             print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
-        update_stopping_state(est, net, validation)
+        update_stopping_state(est, net, validation, penalty_weight)
         optimizer.end_epoch(est.t_)
         if est._no_improvement_count > est.n_iter_no_change and _on_plateau(
-            est, optimizer, validation is not None
+            est, optimizer, est.early_stopping
         ):
             return
         if incremental:

@@ -1,0 +1,110 @@
+"""A validation set of the user's choosing: fit(..., X_val=, y_val=)."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn import config_context
+from sklearn.datasets import load_digits
+from sklearn.metrics import accuracy_score, log_loss, r2_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skmlp import BackpropClassifier, BackpropRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+X, y = load_digits(return_X_y=True)
+X_train, y_train = X[:1000] / 16.0, y[:1000]
+X_val, y_val = X[1000:1400] / 16.0, y[1000:1400]
+
+
+def test_early_stopping_monitors_the_given_set_and_keeps_its_best_weights():
+    clf = BackpropClassifier((20,), early_stopping=True, max_iter=200, random_state=0)
+    clf.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+    assert clf.n_iter_ < 200  # stopped on the validation score
+    assert len(clf.validation_scores_) == len(clf.validation_loss_curve_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    # The kept weights are the best-scoring epoch's: sklearn.metrics agrees.
+    assert accuracy_score(y_val, clf.predict(X_val)) == clf.best_validation_score_
+
+
+def test_validation_loss_curve_is_the_objective_on_the_validation_set():
+    """Reference: sklearn.metrics.log_loss plus the L2 term of one minibatch."""
+    clf = BackpropClassifier(
+        (20,), alpha=0.01, batch_size=100, max_iter=15, random_state=0
+    )
+    clf.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+    penalty = 0.01 / (2 * 100) * sum((W**2).sum() for W in clf.coefs_)
+    expected = log_loss(y_val, clf.predict_proba(X_val)) + penalty
+    assert clf.validation_loss_curve_[-1] == pytest.approx(expected, rel=1e-10)
+    assert clf.validation_scores_[-1] == accuracy_score(y_val, clf.predict(X_val))
+
+
+def test_without_early_stopping_the_set_is_only_observed():
+    kwargs = dict(hidden_layer_sizes=(20,), max_iter=15, random_state=0)
+    observed = BackpropClassifier(**kwargs).fit(
+        X_train, y_train, X_val=X_val, y_val=y_val
+    )
+    plain = BackpropClassifier(**kwargs).fit(X_train, y_train)
+    for W, W_ref in zip(observed.coefs_, plain.coefs_, strict=True):
+        assert_array_equal(W, W_ref)
+    assert plain.validation_scores_ is None and plain.validation_loss_curve_ is None
+    assert len(observed.validation_scores_) == 15
+
+
+def test_internal_split_also_records_a_validation_loss_curve():
+    clf = BackpropClassifier((20,), early_stopping=True, max_iter=30, random_state=0)
+    clf.fit(X_train, y_train)
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == clf.n_iter_
+    assert np.isfinite(clf.validation_loss_curve_).all()
+
+
+def test_regressor_scores_r2_with_validation_weights():
+    rng = np.random.RandomState(0)
+    sw_val = rng.uniform(0.5, 2, size=len(y_val))
+    reg = BackpropRegressor(hidden_layer_sizes=(20,), max_iter=10, random_state=0)
+    reg.fit(
+        X_train,
+        y_train.astype(float),
+        X_val=X_val,
+        y_val=y_val.astype(float),
+        sample_weight_val=sw_val,
+    )
+    expected = r2_score(y_val, reg.predict(X_val), sample_weight=sw_val)
+    assert reg.validation_scores_[-1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_pipeline_routes_x_val_through_its_transformers():
+    with config_context(enable_metadata_routing=True):
+        mlp = BackpropClassifier((20,), max_iter=10, random_state=0)
+        mlp.set_fit_request(X_val=True, y_val=True)
+        pipe = Pipeline(
+            [("scale", StandardScaler()), ("mlp", mlp)], transform_input=["X_val"]
+        )
+        pipe.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+    scaler = StandardScaler().fit(X_train)
+    manual = BackpropClassifier((20,), max_iter=10, random_state=0).fit(
+        scaler.transform(X_train), y_train, X_val=scaler.transform(X_val), y_val=y_val
+    )
+    assert_allclose(pipe[-1].validation_scores_, manual.validation_scores_)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"X_val": X_val}, "both X_val and y_val"),
+        ({"sample_weight_val": np.ones(3)}, "without X_val"),
+        ({"X_val": X_val[:, :10], "y_val": y_val}, "features"),
+        ({"X_val": X_val[:2], "y_val": [0, 99]}, "not in"),
+    ],
+)
+def test_bad_validation_sets_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BackpropClassifier((5,), max_iter=2).fit(X_train, y_train, **kwargs)
+
+
+def test_lbfgs_refuses_a_validation_set():
+    with pytest.raises(ValueError, match="lbfgs has no epochs"):
+        BackpropClassifier(solver="lbfgs").fit(
+            X_train, y_train, X_val=X_val, y_val=y_val
+        )
