@@ -4,6 +4,7 @@ Drop-in replacements for scikit-learn's MLPClassifier and MLPRegressor whose
 forward and backward passes are plain numpy (see ``skmlp/_network.py``).
 """
 
+from ._display import LossCurveDisplay
 from ._estimators import BackpropClassifier, BackpropRegressor
 from ._gradcheck import check_gradients
 
@@ -11,8 +12,19 @@ __version__ = "0.1.0"
 
 # Public names as their home: pickles, skops' trusted-type lists and reprs
 # say skmlp.BackpropClassifier rather than the private module's path.
-for _public in (BackpropClassifier, BackpropRegressor, check_gradients):
+for _public in (
+    BackpropClassifier,
+    BackpropRegressor,
+    LossCurveDisplay,
+    check_gradients,
+):
     _public.__module__ = __name__
 del _public
 
-__all__ = ["BackpropClassifier", "BackpropRegressor", "check_gradients", "__version__"]
+__all__ = [
+    "BackpropClassifier",
+    "BackpropRegressor",
+    "LossCurveDisplay",
+    "check_gradients",
+    "__version__",
+]

@@ -20,7 +20,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from . import BackpropClassifier, __version__
+from . import BackpropClassifier, LossCurveDisplay, __version__
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -40,11 +40,11 @@ def sparkline(values, width=40):
     return "".join(_BARS[i] for i in levels)
 
 
-def _timed_fit(estimator, X, y):
+def _timed_fit(estimator, X, y, **fit_params):
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        estimator.fit(X, y)
+        estimator.fit(X, y, **fit_params)
     return time.perf_counter() - start
 
 
@@ -61,6 +61,11 @@ def two_circles(random_state=0):
     X, y = make_circles(
         n_samples=1000, factor=0.5, noise=0.1, random_state=random_state
     )
+    # 500 fresh points from the same distribution, monitored every epoch
+    # (monitoring does not change training).
+    X_val, y_val = make_circles(
+        n_samples=500, factor=0.5, noise=0.1, random_state=random_state + 1
+    )
     clf = BackpropClassifier(
         hidden_layer_sizes=(4, 3),
         activation="relu",
@@ -68,7 +73,7 @@ def two_circles(random_state=0):
         max_iter=1000,
         random_state=random_state,
     )
-    seconds = _timed_fit(clf, X, y)
+    seconds = _timed_fit(clf, X, y, X_val=X_val, y_val=y_val)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         cv = cross_val_score(clf, X, y, cv=5)
@@ -76,6 +81,7 @@ def two_circles(random_state=0):
         "estimator": clf,
         "seconds": seconds,
         "train_accuracy": clf.score(X, y),
+        "fresh_accuracy": clf.score(X_val, y_val),
         "cv_accuracy": float(cv.mean()),
         "cv_std": float(cv.std()),
     }
@@ -109,6 +115,11 @@ def main(argv=None):
         formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument(
+        "--plot",
+        default="skmlp_demo_loss.png",
+        help="where to save the two-circles loss curves (needs matplotlib); '' to skip",
+    )
     args = parser.parse_args(argv)
 
     print(f"skmlp {__version__}: multilayer perceptrons by hand-written backprop\n")
@@ -121,7 +132,8 @@ def main(argv=None):
     )
     print(
         f"   5-fold cross-validated accuracy {circles['cv_accuracy']:.3f} "
-        f"± {circles['cv_std']:.3f}"
+        f"± {circles['cv_std']:.3f}; on 500 fresh points "
+        f"{circles['fresh_accuracy']:.3f}"
     )
     print(
         f"   fit in {circles['seconds']:.2f} s, {clf.n_iter_} epochs, "
@@ -137,7 +149,22 @@ def main(argv=None):
             f"{row['seconds']:8.2f}s"
         )
     print(f"   skmlp {_describe_curve(rows['skmlp']['estimator'])}")
+    if args.plot:
+        save_loss_plot(clf, args.plot)
     return {"two_circles": circles, "digits": rows}
+
+
+def save_loss_plot(estimator, path):
+    """Save LossCurveDisplay's picture of a fit, if matplotlib is installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("\n(install matplotlib, e.g. pip install 'skmlp[plot]', for the plot)")
+        return
+    matplotlib.use("Agg")  # a file, no window
+    display = LossCurveDisplay.from_estimator(estimator)
+    display.figure_.savefig(path, dpi=100, bbox_inches="tight")
+    print(f"\nLoss curves of the two-circles fit saved to {path}")
 
 
 if __name__ == "__main__":

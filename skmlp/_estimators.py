@@ -588,6 +588,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
     loss = "log_loss"  # the only loss; read-only, as in MLPClassifier
     _stratify_split = True
     _score_function = staticmethod(accuracy_score)
+    _score_name = "accuracy"
 
     def __init__(
         self,
@@ -866,6 +867,7 @@ n_outputs_
     }
     _stratify_split = False
     _score_function = staticmethod(r2_score)
+    _score_name = "R²"
 
     def __init__(
         self,

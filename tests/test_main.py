@@ -9,8 +9,9 @@ from sklearn.metrics import accuracy_score
 from skmlp.__main__ import main, sparkline
 
 
-def test_demo_reaches_097_on_the_tutorials_two_circles(capsys):
-    results = main([])
+def test_demo_reaches_097_on_the_tutorials_two_circles(capsys, tmp_path):
+    results = main(["--plot", str(tmp_path / "demo.png")])
+    assert (tmp_path / "demo.png").exists()
     out = capsys.readouterr().out
     clf = results["two_circles"]["estimator"]
     X, y = make_circles(n_samples=1000, factor=0.5, noise=0.1, random_state=0)
