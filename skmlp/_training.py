@@ -14,6 +14,7 @@ The call chain of a stochastic fit reads top-down::
 """
 
 import math
+import time
 import warnings
 
 import numpy as np
@@ -167,8 +168,6 @@ def record_validation(est, net, validation, penalty_weight):
     loss += net._penalty(est.alpha, penalty_weight)
     est.validation_scores_.append(score)
     est.validation_loss_curve_.append(float(loss))
-    if est.verbose:
-        print(f"Validation score: {score:f}, validation loss = {loss:.8f}")
     improved = score > est.best_validation_score_
     if improved:
         est.best_validation_score_ = score
@@ -199,6 +198,17 @@ def update_stopping_state(est, net, validation, penalty_weight):
     else:
         est._no_improvement_count = 0
     est.best_loss_ = min(est.best_loss_, est.loss_)
+
+
+def _epoch_report(est, validation, seconds):
+    """One line for the epoch just recorded (verbose), read from the records."""
+    line = f"Iteration {est.n_iter_}, loss = {est.loss_curve_[-1]:.8f}"
+    if validation is not None:
+        line += (
+            f", validation loss = {est.validation_loss_curve_[-1]:.8f}"
+            f", validation {est._score_name} = {est.validation_scores_[-1]:.4f}"
+        )
+    return line + f", {seconds:.2f} s"
 
 
 def _on_plateau(est, optimizer, early_stopping):
@@ -343,6 +353,7 @@ def _run_epochs(
     order = np.arange(batches.X.shape[0])
     first = True
     for _ in range(est.max_iter):
+        started = time.perf_counter()
         if est.shuffle:
             order = shuffle(order, random_state=rng)
         progress.start_weights = net.params.copy()
@@ -358,9 +369,9 @@ def _run_epochs(
         est.loss_ = loss
         est.t_ += batches.X.shape[0]
         est.loss_curve_.append(loss)
-        if est.verbose:
-            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
         update_stopping_state(est, net, validation, penalty_weight)
+        if est.verbose:
+            print(_epoch_report(est, validation, time.perf_counter() - started))
         optimizer.end_epoch(est.t_)
         if est._no_improvement_count > est.n_iter_no_change and _on_plateau(
             est, optimizer, est.early_stopping

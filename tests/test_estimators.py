@@ -364,10 +364,16 @@ def test_partial_fit_is_not_offered_by_lbfgs():
     assert not hasattr(BackpropRegressor(solver="lbfgs"), "partial_fit")
 
 
-def test_verbose_prints_one_line_per_epoch(capsys):
-    BackpropClassifier((3,), max_iter=3, verbose=True).fit(X_iris, y_iris)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("Iter")]
+def test_verbose_prints_one_readable_line_per_epoch(capsys):
+    BackpropClassifier(
+        (3,), max_iter=3, verbose=True, early_stopping=True, n_iter_no_change=50
+    ).fit(X_iris, y_iris)
+    lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
+    for epoch, line in enumerate(lines, start=1):
+        assert line.startswith(f"Iteration {epoch}, loss = ")
+        assert "validation loss = " in line and "validation accuracy = " in line
+        assert line.endswith(" s")
 
 
 # ---- bad input -------------------------------------------------------------
