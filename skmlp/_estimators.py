@@ -143,6 +143,7 @@ class _BaseBackprop(BaseEstimator):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
     }
 
     # ---- fitting -----------------------------------------------------------
@@ -169,9 +170,12 @@ class _BaseBackprop(BaseEstimator):
             if first_pass:
                 self._initialize(layer_sizes, X.dtype, rng)
             given = self._validation_set(validation, X.dtype)
+            dropout = self._dropout_rates(len(hidden))
             net = self._network(layer_sizes, X.dtype)
             if self.solver in _STOCHASTIC_SOLVERS:
-                fit_stochastic(self, net, X, Y, sample_weight, rng, incremental, given)
+                fit_stochastic(
+                    self, net, X, Y, sample_weight, rng, incremental, given, dropout
+                )
             else:
                 fit_lbfgs(self, net, X, Y, sample_weight)
         if not np.isfinite(net.params).all():
@@ -336,6 +340,28 @@ class _BaseBackprop(BaseEstimator):
         """
         validation = (X_val, y_val, sample_weight_val)
         return self._fit(X, y, sample_weight, incremental=False, validation=validation)
+
+    def _dropout_rates(self, n_hidden):
+        """One dropout rate per hidden layer, or None when there is none."""
+        rates = self.dropout
+        if isinstance(rates, Real):
+            rates = [float(rates)] * n_hidden
+        rates = [float(p) for p in rates]
+        if len(rates) != n_hidden:
+            raise ValueError(
+                f"dropout has {len(rates)} rates but the network has {n_hidden} "
+                "hidden layers: pass one rate per hidden layer, or a single float."
+            )
+        if any(not 0 <= p < 1 for p in rates):
+            raise ValueError(f"dropout rates must be in [0, 1), got {rates}.")
+        if not any(rates):
+            return None
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                "dropout needs solver='sgd' or 'adam': it is noise added to "
+                "minibatch training, which lbfgs does not do."
+            )
+        return rates
 
     def _validation_set(self, validation, dtype):
         """The user's validation set validated and encoded like the training
@@ -524,6 +550,12 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         totals; in ``partial_fit`` it balances each call's batch; for
         multilabel targets it multiplies the per-label weights (the only
         class_weight accepted there). Not a parameter of MLPClassifier.
+    dropout : float or tuple of float, default=0.0
+        Probability of dropping each hidden unit during stochastic training
+        (sgd, adam): one rate for every hidden layer, or one per hidden layer.
+        Inverted dropout: kept units are scaled by ``1 / (1 - p)`` so that
+        prediction, which uses no dropout, needs no rescaling. The masks are
+        drawn from ``random_state``. Not a parameter of MLPClassifier.
 
     Attributes
     ----------
@@ -617,6 +649,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         n_iter_no_change=10,
         max_fun=15000,
         class_weight=None,
+        dropout=0.0,
     ):
         _store_init_params(self, locals())
 
@@ -824,6 +857,8 @@ default='squared_error'
         outliers). The last two are skmlp's additions to MLPRegressor.
     huber_delta : float, default=1.0
         The Huber loss's threshold on the residual (``loss='huber'`` only).
+    dropout : float or tuple of float, default=0.0
+        As in :class:`BackpropClassifier`.
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
@@ -897,6 +932,7 @@ n_outputs_
         n_iter_no_change=10,
         max_fun=15000,
         huber_delta=1.0,
+        dropout=0.0,
     ):
         _store_init_params(self, locals())
 

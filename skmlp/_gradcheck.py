@@ -14,7 +14,9 @@ def check_gradients(estimator, X, y, *, sample_weight=None, epsilon=1e-6):
     ``sample_weight``) by backpropagation, and its central finite differences
     ``n_i = (L(theta + epsilon e_i) - L(theta - epsilon e_i)) / (2 epsilon)``
     over every weight and bias, all in float64. The objective is the
-    deterministic one that ``fit`` minimises.
+    deterministic one: without dropout, even when the estimator trains with
+    ``dropout > 0`` (the dropout backward pass is tested separately, with
+    fixed masks).
 
     Parameters
     ----------

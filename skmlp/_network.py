@@ -118,7 +118,16 @@ def output_layer(output):
     return OUTPUTS[output] if isinstance(output, str) else output
 
 
-def forward(X, weights, biases, activation, output, keep_activations=False, out=None):
+def forward(
+    X,
+    weights,
+    biases,
+    activation,
+    output,
+    keep_activations=False,
+    out=None,
+    masks=None,
+):
     """Run the network on X.
 
     Parameters
@@ -132,30 +141,41 @@ def forward(X, weights, biases, activation, output, keep_activations=False, out=
         The output layer: a key of ``OUTPUTS``, or an ``Output`` (as built by
         ``_losses.huber``).
     keep_activations : bool
-        If True, return ``([a_0 = X, a_1, ..., a_L], pre)`` for the backward
-        pass: ``pre[k]`` is hidden layer k's pre-activation ``z`` when the
-        activation's derivative needs it (``from_input``), else None.
+        If True, return ``([a_0 = X, a_1, ..., a_L], derivative_inputs)`` for
+        the backward pass, where ``a_k`` is what layer k+1 consumes (after
+        dropout) and ``derivative_inputs[k]`` is what hidden layer k's f'
+        reads when that is not ``a_{k+1}``: its pre-activation z (for
+        ``from_input`` activations) or its output before dropout; else None.
         Otherwise return only ``a_L``.
     out : list of ndarray, optional
         One array of shape (n_samples, n_k) per layer to compute into (see
         :class:`Workspace`); new arrays when None.
+    masks : list of (ndarray or None), optional
+        Inverted-dropout masks, one per hidden layer (entries 0 or 1 / (1 - p);
+        None for a layer without dropout). Training only.
     """
     hidden = ACTIVATIONS[activation]
     keep_input = keep_activations and hidden.from_input
     a = X
-    activations, pre = [X], []
+    activations, derivative_inputs = [X], []
     last = len(weights) - 1
     for k, (W, b) in enumerate(zip(weights, biases, strict=True)):
         z = _matmul(a, W, None if out is None else out[k])  # z_k = a_{k-1} W_k + b_k
         z += b
-        if k < last:
-            pre.append(z.copy() if keep_input else None)
-            a = hidden.forward(z)
-        else:
+        if k == last:
             a = output_layer(output).activate(z)
+        else:
+            z_kept = z.copy() if keep_input else None
+            a = hidden.forward(z)
+            mask = None if masks is None else masks[k]
+            if mask is None:  # f' reads z, or the layer's output activations[k+1]
+                derivative_inputs.append(z_kept)
+            else:  # inverted dropout: the next layer sees f(z) * mask
+                derivative_inputs.append(z_kept if hidden.from_input else a)
+                a = a * mask
         if keep_activations:
             activations.append(a)
-    return (activations, pre) if keep_activations else a
+    return (activations, derivative_inputs) if keep_activations else a
 
 
 class MLP:
@@ -188,7 +208,7 @@ class MLP:
         self.grad = np.empty_like(params)  # loss_and_grad writes here
         self._grad_weights, self._grad_biases = unflatten(self.grad, self.layer_sizes)
 
-    def forward(self, X, keep_activations=False, out=None):
+    def forward(self, X, keep_activations=False, out=None, masks=None):
         """Output of the network for X (see :func:`forward`)."""
         return forward(
             X,
@@ -198,6 +218,7 @@ class MLP:
             self.output,
             keep_activations=keep_activations,
             out=out,
+            masks=masks,
         )
 
     def _normalized_weights(self, sample_weight, n_samples):
@@ -212,14 +233,21 @@ class MLP:
         weights_flat = self.params[: self.n_weights]
         return 0.5 * alpha / weight_sum * float(np.dot(weights_flat, weights_flat))
 
-    def loss(self, X, Y, sample_weight=None, alpha=0.0):
+    def loss(self, X, Y, sample_weight=None, alpha=0.0, masks=None):
         """The training objective of :meth:`loss_and_grad`, without the gradient."""
         w, weight_sum = self._normalized_weights(sample_weight, X.shape[0])
-        data_loss = output_layer(self.output).loss(Y, self.forward(X), w)
+        data_loss = output_layer(self.output).loss(Y, self.forward(X, masks=masks), w)
         return data_loss + self._penalty(alpha, weight_sum)
 
     def loss_and_grad(
-        self, X, Y, sample_weight=None, alpha=0.0, workspace=None, penalty_gradient=True
+        self,
+        X,
+        Y,
+        sample_weight=None,
+        alpha=0.0,
+        workspace=None,
+        penalty_gradient=True,
+        masks=None,
     ):
         """Training objective and its gradient at the current parameters.
 
@@ -245,6 +273,8 @@ class MLP:
             (the loss still includes the penalty): the training loop lets the
             optimizer add it in the same pass as its update, see
             :func:`add_penalty_gradient`.
+        masks : list of (ndarray or None), optional
+            Dropout masks for the hidden layers (see :func:`forward`).
 
         Returns
         -------
@@ -256,7 +286,9 @@ class MLP:
         n = X.shape[0]
         w, weight_sum = self._normalized_weights(sample_weight, n)
         outputs, deltas = (None, None) if workspace is None else workspace.rows(n)
-        activations, pre = self.forward(X, keep_activations=True, out=outputs)
+        activations, derivative_inputs = self.forward(
+            X, keep_activations=True, out=outputs, masks=masks
+        )
         output = output_layer(self.output)
         loss = output.loss(Y, activations[-1], w)
         delta = output.delta(Y, activations[-1], w)  # dL/dz_L, in place of P
@@ -274,10 +306,11 @@ class MLP:
                 delta = _matmul(
                     delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
                 )  # (4)
-                # (1) dL/dz_{k-1}, f' from the layer's output (or its input z)
-                hidden.backward(
-                    pre[k - 1] if hidden.from_input else activations[k], delta
-                )
+                if masks is not None and masks[k - 1] is not None:
+                    delta *= masks[k - 1]  # dropout: dL/da = dL/d(a * m) * m
+                # (1) dL/dz_{k-1}, f' read from the layer's output (or from z)
+                f_input = derivative_inputs[k - 1]
+                hidden.backward(activations[k] if f_input is None else f_input, delta)
 
         if alpha:
             loss += self._penalty(alpha, weight_sum)

@@ -45,9 +45,13 @@ class Minibatches:
     scratch arrays for one minibatch.
     """
 
-    def __init__(self, net, X, Y, sample_weight, batch_size, shuffle):
+    def __init__(
+        self, net, X, Y, sample_weight, batch_size, shuffle, dropout=None, rng=None
+    ):
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.batch_size, self.shuffle = batch_size, shuffle
+        self.dropout, self.rng = dropout, rng  # rates per hidden layer, or None
+        self._hidden_widths = net.layer_sizes[1:-1]
         self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
         dense = isinstance(X, np.ndarray)
         self._X_buffer = np.empty((batch_size, X.shape[1]), X.dtype) if dense else None
@@ -58,12 +62,30 @@ class Minibatches:
             return array[rows]
         return np.take(array, rows, axis=0, out=buffer[: len(rows)])
 
+    def dropout_masks(self, n_rows):
+        """Inverted-dropout masks for one minibatch: per hidden unit and row,
+        0 with probability p, else 1 / (1 - p); None where p = 0."""
+        if self.dropout is None:
+            return None
+        dtype = self._Y_buffer.dtype if self._Y_buffer.dtype != bool else self.X.dtype
+        masks = []
+        for p, width in zip(self.dropout, self._hidden_widths, strict=True):
+            if p == 0:
+                masks.append(None)
+                continue
+            kept = (self.rng.random_sample((n_rows, width)) >= p).astype(dtype)
+            kept *= 1.0 / (1.0 - p)
+            masks.append(kept)
+        return masks
+
     def epoch(self, order):
-        """Yield (X, Y, sample_weight) minibatches, in ``order`` when shuffling."""
+        """Yield (X, Y, sample_weight, dropout masks) minibatches, in ``order``
+        when shuffling."""
         for batch in gen_batches(self.X.shape[0], self.batch_size):
             if not self.shuffle:
                 sw = None if self.sample_weight is None else self.sample_weight[batch]
-                yield self.X[batch], self.Y[batch], sw
+                X = self.X[batch]
+                yield X, self.Y[batch], sw, self.dropout_masks(X.shape[0])
                 continue
             rows = order[batch]
             sw = None if self.sample_weight is None else self.sample_weight[rows]
@@ -71,10 +93,11 @@ class Minibatches:
                 self._gather(self.X, rows, self._X_buffer),
                 self._gather(self.Y, rows, self._Y_buffer),
                 sw,
+                self.dropout_masks(len(rows)),
             )
 
 
-def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace):
+def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None):
     """One optimizer step on one minibatch; returns (loss, weight of the batch).
 
     A minibatch whose sample weights are all zero carries no information: it
@@ -88,7 +111,7 @@ def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace):
             return 0.0, 0.0
     # The optimizer adds the penalty's gradient in its own pass over the weights.
     loss, grad = net.loss_and_grad(
-        X, Y, sample_weight, alpha, workspace, penalty_gradient=False
+        X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
     )
     if math.isfinite(loss):
         optimizer.step(net.params, grad, l2=alpha / batch_weight)
@@ -107,9 +130,9 @@ def run_epoch(est, net, optimizer, batches, order, first):
     and a ValueError says so.
     """
     total_loss = total_weight = 0.0
-    for X, Y, sw in batches.epoch(order):
+    for X, Y, sw, masks in batches.epoch(order):
         loss, weight = train_step(
-            net, optimizer, X, Y, sw, est.alpha, batches.workspace
+            net, optimizer, X, Y, sw, est.alpha, batches.workspace, masks
         )
         if not math.isfinite(loss):
             if first:
@@ -284,7 +307,9 @@ class _FitProgress:
             self.best_start, self.lowest_loss = (epoch, self.start_weights), loss
 
 
-def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental, given=None):
+def fit_stochastic(
+    est, net, X, Y, sample_weight, rng, incremental, given=None, dropout=None
+):
     """Minibatch training with SGD or Adam (one epoch when ``incremental``).
 
     ``given`` is the user's validation set (X_val, Y_val, sample_weight_val);
@@ -306,7 +331,7 @@ def fit_stochastic(est, net, X, Y, sample_weight, rng, incremental, given=None):
     if est.early_stopping and getattr(est, "_best_params", None) is None:
         est._best_params = net.params.copy()
     batch_size = resolve_batch_size(est, train[0].shape[0])
-    batches = Minibatches(net, *train, batch_size, est.shuffle)
+    batches = Minibatches(net, *train, batch_size, est.shuffle, dropout, rng)
     train_weight = train[0].shape[0] if train[2] is None else float(train[2].sum())
     penalty_weight = train_weight * batch_size / train[0].shape[0]
 

@@ -132,7 +132,8 @@ def test_fitted_attributes_match_mlpclassifiers():
     ours_params, ref_params = ours.get_params(), ref.get_params()
     assert {k: ours_params[k] for k in ref_params} == ref_params
     assert {k: ours_params[k] for k in set(ours_params) - set(ref_params)} == {
-        "class_weight": None
+        "class_weight": None,
+        "dropout": 0.0,
     }
     assert ours.loss == ref.loss == "log_loss"
     assert get_tags(ours) == get_tags(ref)
@@ -471,7 +472,8 @@ def test_minibatches_serve_the_rows_of_the_given_order(shuffle, rng):
     order = rng.permutation(23) if shuffle else np.arange(23)
     sizes = []
     # Shuffled minibatches share one buffer: check each before the next is served.
-    for Xb, Yb, swb in Minibatches(net, X, Y, sw, 10, shuffle).epoch(order):
+    for Xb, Yb, swb, masks in Minibatches(net, X, Y, sw, 10, shuffle).epoch(order):
+        assert masks is None  # no dropout
         rows = order[10 * len(sizes) : 10 * len(sizes) + 10]
         assert_array_equal(Xb, X[rows])
         assert_array_equal(Yb, Y[rows])

@@ -151,3 +151,33 @@ def test_workspace_pass_equals_the_allocating_pass(output, weighted, rng, make_t
         loss, grad = net.loss_and_grad(X, Y, sw, alpha=0.2, workspace=workspace)
         assert loss == pytest.approx(loss_ref, rel=1e-14)
         assert_allclose(grad, grad_ref, rtol=1e-13, atol=1e-16)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_dropout_backward_matches_finite_differences_with_a_fixed_mask(
+    activation, rng, make_targets
+):
+    """Inverted dropout: the gradient of the loss with the same fixed masks."""
+    net = _network(rng, activation=activation, output="softmax")
+    X, Y = rng.normal(size=(15, 5)), make_targets("softmax", rng, 15, 2)
+    rates = [0.5, 0.0]  # dropout on the first hidden layer only
+    masks = [
+        None if p == 0 else (rng.uniform(size=(15, n)) >= p) / (1 - p)
+        for p, n in zip(rates, LAYERS[1:-1], strict=True)
+    ]
+    assert masks[0].min() == 0 and masks[0].max() == 2.0  # some units dropped
+    _, grad = net.loss_and_grad(X, Y, None, 0.1, masks=masks)
+    grad = grad.copy()
+    numeric = np.empty_like(net.params)
+    for i in range(net.params.size):
+        original = net.params[i]
+        net.params[i] = original + 1e-6
+        plus = net.loss(X, Y, None, 0.1, masks=masks)
+        net.params[i] = original - 1e-6
+        minus = net.loss(X, Y, None, 0.1, masks=masks)
+        net.params[i] = original
+        numeric[i] = (plus - minus) / 2e-6
+    assert np.abs(grad - numeric).max() / np.abs(numeric).max() < 1e-6
+    # ...and the masks matter: the gradient differs from the mask-free one.
+    _, plain = net.loss_and_grad(X, Y, None, 0.1)
+    assert np.abs(plain - grad).max() > 1e-3
