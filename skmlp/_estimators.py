@@ -41,7 +41,7 @@ from sklearn.utils.validation import (
 from ._activations import ACTIVATIONS
 from ._losses import huber
 from ._network import MLP, flatten, forward, n_parameters
-from ._training import fit_lbfgs, fit_stochastic
+from ._training import EpochHooks, fit_lbfgs, fit_stochastic
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _FLOAT_DTYPES = (np.float64, np.float32)
@@ -107,7 +107,15 @@ def _store_init_params(estimator, init_locals):
             setattr(estimator, name, value)
 
 
-class _BaseBackprop(BaseEstimator):
+try:  # scikit-learn >= 1.9: set_callbacks(ProgressBar(), ScoringMonitor(...))
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # older scikit-learn: no callbacks, nothing else changes
+
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn versions without sklearn.callback."""
+
+
+class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of BackpropClassifier and BackpropRegressor."""
 
     _parameter_constraints: dict = {
@@ -159,6 +167,7 @@ class _BaseBackprop(BaseEstimator):
             first_pass = not hasattr(self, "coefs_") or (
                 not self.warm_start and not incremental
             )
+            X_raw = X  # as the user passed it, for callbacks that score
             X, Y = self._validate_input(X, y, incremental, reset=first_pass)
             sample_weight = self._validate_sample_weight(sample_weight, X)
             sample_weight = self._with_class_weight(
@@ -172,12 +181,27 @@ class _BaseBackprop(BaseEstimator):
             given = self._validation_set(validation, X.dtype)
             dropout = self._dropout_rates(len(hidden))
             net = self._network(layer_sizes, X.dtype)
+            context = None if incremental else self._callback_context(X_raw, y)
             if self.solver in _STOCHASTIC_SOLVERS:
+                hooks = None if context is None else EpochHooks(context, X_raw, y)
                 fit_stochastic(
-                    self, net, X, Y, sample_weight, rng, incremental, given, dropout
+                    self,
+                    net,
+                    X,
+                    Y,
+                    sample_weight,
+                    rng,
+                    incremental,
+                    given,
+                    dropout,
+                    hooks,
                 )
             else:
                 fit_lbfgs(self, net, X, Y, sample_weight)
+            if context is not None:
+                context.call_on_fit_task_end(
+                    estimator=self, X=X_raw, y=y, reconstruction_attributes={}
+                )
         if not np.isfinite(net.params).all():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
@@ -340,6 +364,18 @@ class _BaseBackprop(BaseEstimator):
         """
         validation = (X_val, y_val, sample_weight_val)
         return self._fit(X, y, sample_weight, incremental=False, validation=validation)
+
+    def _callback_context(self, X, y):
+        """The fit's root callback context (one subtask per epoch), or None
+        when scikit-learn has no callback API."""
+        if not hasattr(self, "_init_callback_context"):
+            return None
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        context = self._init_callback_context(
+            max_subtasks=self.max_iter if stochastic else 0
+        )
+        context.call_on_fit_task_begin(estimator=self, X=X, y=y)
+        return context
 
     def _dropout_rates(self, n_hidden):
         """One dropout rate per hidden layer, or None when there is none."""

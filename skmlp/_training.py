@@ -16,6 +16,7 @@ The call chain of a stochastic fit reads top-down::
 import math
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
@@ -95,6 +96,35 @@ class Minibatches:
                 sw,
                 self.dropout_masks(len(rows)),
             )
+
+
+class EpochHooks:
+    """Tells scikit-learn callbacks (``sklearn.callback``) about every epoch.
+
+    ``context`` is the fit's root callback context; ``X`` and ``y`` are the
+    data as the user passed them (what a ScoringMonitor scores on).
+    """
+
+    def __init__(self, context, X, y):
+        self.context, self.X, self.y = context, X, y
+
+    def begin(self, est):
+        epoch = self.context.subcontext(task_name="epoch")
+        epoch.call_on_fit_task_begin(estimator=est, X=self.X, y=self.y)
+        return epoch
+
+    def end(self, est, epoch):
+        """Report the finished epoch; returns True if a callback asks to stop."""
+        return epoch.call_on_fit_task_end(
+            estimator=est,
+            X=self.X,
+            y=self.y,
+            reconstruction_attributes=lambda: {  # a snapshot, built on demand
+                "coefs_": [W.copy() for W in est.coefs_],
+                "intercepts_": [b.copy() for b in est.intercepts_],
+                "n_iter_": est.n_iter_,
+            },
+        )
 
 
 def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None):
@@ -291,6 +321,21 @@ def _handle_divergence(est, net, optimizer, best_start, loss, validation):
     )
 
 
+@dataclass
+class _Fit:
+    """What one stochastic fit call works with, passed to the epoch loop."""
+
+    net: object
+    optimizer: object
+    batches: Minibatches
+    validation: object  # (X_val, Y_val, sample_weight_val) or None
+    rng: object
+    incremental: bool
+    progress: "_FitProgress"
+    penalty_weight: float  # a minibatch's expected total sample weight
+    hooks: object = None  # EpochHooks, or None without callbacks
+
+
 class _FitProgress:
     """What one fit call has seen so far, for restoring weights when needed."""
 
@@ -308,7 +353,16 @@ class _FitProgress:
 
 
 def fit_stochastic(
-    est, net, X, Y, sample_weight, rng, incremental, given=None, dropout=None
+    est,
+    net,
+    X,
+    Y,
+    sample_weight,
+    rng,
+    incremental,
+    given=None,
+    dropout=None,
+    hooks=None,
 ):
     """Minibatch training with SGD or Adam (one epoch when ``incremental``).
 
@@ -340,14 +394,17 @@ def fit_stochastic(
     try:
         _run_epochs(
             est,
-            net,
-            optimizer,
-            batches,
-            validation,
-            rng,
-            incremental,
-            progress,
-            penalty_weight,
+            _Fit(
+                net,
+                optimizer,
+                batches,
+                validation,
+                rng,
+                incremental,
+                progress,
+                penalty_weight,
+                hooks,
+            ),
         )
     except KeyboardInterrupt:
         # Back to the weights at the start of the interrupted epoch: consistent
@@ -363,24 +420,23 @@ def fit_stochastic(
         _handle_rise(est, net, optimizer, progress)
 
 
-def _run_epochs(
-    est,
-    net,
-    optimizer,
-    batches,
-    validation,
-    rng,
-    incremental,
-    progress,
-    penalty_weight,
-):
-    """Epochs until max_iter, a plateau, divergence, or one epoch (incremental)."""
+def _run_epochs(est, fit):
+    """Epochs until max_iter, a plateau, divergence, a callback's stop request,
+    or one epoch (incremental)."""
+    net, optimizer, batches, validation = (
+        fit.net,
+        fit.optimizer,
+        fit.batches,
+        fit.validation,
+    )
+    progress, hooks = fit.progress, fit.hooks
     order = np.arange(batches.X.shape[0])
     first = True
     for _ in range(est.max_iter):
         started = time.perf_counter()
+        epoch = None if hooks is None else hooks.begin(est)
         if est.shuffle:
-            order = shuffle(order, random_state=rng)
+            order = shuffle(order, random_state=fit.rng)
         progress.start_weights = net.params.copy()
         loss = run_epoch(est, net, optimizer, batches, order, first)
         first = False
@@ -388,21 +444,25 @@ def _run_epochs(
             best = progress.best_start or (est.n_iter_ + 1, progress.start_weights)
             _handle_divergence(est, net, optimizer, best, loss, validation)
             est.n_iter_ += 1
+            if epoch is not None:
+                hooks.end(est, epoch)
             return
         est.n_iter_ += 1
         progress.record(est.n_iter_, loss)
         est.loss_ = loss
         est.t_ += batches.X.shape[0]
         est.loss_curve_.append(loss)
-        update_stopping_state(est, net, validation, penalty_weight)
+        update_stopping_state(est, net, validation, fit.penalty_weight)
         if est.verbose:
             print(_epoch_report(est, validation, time.perf_counter() - started))
+        if epoch is not None and hooks.end(est, epoch):
+            return  # a callback asked to stop: the epoch is complete and recorded
         optimizer.end_epoch(est.t_)
         if est._no_improvement_count > est.n_iter_no_change and _on_plateau(
             est, optimizer, est.early_stopping
         ):
             return
-        if incremental:
+        if fit.incremental:
             return
         if est.n_iter_ == est.max_iter:
             warnings.warn(
