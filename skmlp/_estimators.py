@@ -370,6 +370,12 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         when scikit-learn has no callback API."""
         if not hasattr(self, "_init_callback_context"):
             return None
+        # Neither callbacks of its own nor a meta-estimator's context to join:
+        # skip the per-epoch bookkeeping.
+        if not (
+            hasattr(self, "_skl_callbacks") or hasattr(self, "_parent_callback_ctx")
+        ):
+            return None
         stochastic = self.solver in _STOCHASTIC_SOLVERS
         context = self._init_callback_context(
             max_subtasks=self.max_iter if stochastic else 0
