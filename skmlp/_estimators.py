@@ -164,6 +164,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             over="ignore", invalid="ignore", divide="ignore", under="ignore"
         ):
             hidden = _hidden_sizes(self.hidden_layer_sizes)
+            dropout = self._dropout_rates(len(hidden))  # before any state changes
             first_pass = not hasattr(self, "coefs_") or (
                 not self.warm_start and not incremental
             )
@@ -175,11 +176,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             )
             Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
             layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
+            given = self._validation_set(validation, X.dtype)  # before _initialize
             rng = check_random_state(self.random_state)
             if first_pass:
                 self._initialize(layer_sizes, X.dtype, rng)
-            given = self._validation_set(validation, X.dtype)
-            dropout = self._dropout_rates(len(hidden))
             net = self._network(layer_sizes, X.dtype)
             context = None if incremental else self._callback_context(X_raw, y)
             if self.solver in _STOCHASTIC_SOLVERS:

@@ -53,6 +53,7 @@ class Minibatches:
         self.batch_size, self.shuffle = batch_size, shuffle
         self.dropout, self.rng = dropout, rng  # rates per hidden layer, or None
         self._hidden_widths = net.layer_sizes[1:-1]
+        self._dtype = net.params.dtype  # the training dtype, for the masks
         self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
         dense = isinstance(X, np.ndarray)
         self._X_buffer = np.empty((batch_size, X.shape[1]), X.dtype) if dense else None
@@ -68,13 +69,12 @@ class Minibatches:
         0 with probability p, else 1 / (1 - p); None where p = 0."""
         if self.dropout is None:
             return None
-        dtype = self._Y_buffer.dtype if self._Y_buffer.dtype != bool else self.X.dtype
         masks = []
         for p, width in zip(self.dropout, self._hidden_widths, strict=True):
             if p == 0:
                 masks.append(None)
                 continue
-            kept = (self.rng.random_sample((n_rows, width)) >= p).astype(dtype)
+            kept = (self.rng.random_sample((n_rows, width)) >= p).astype(self._dtype)
             kept *= 1.0 / (1.0 - p)
             masks.append(kept)
         return masks

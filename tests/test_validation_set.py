@@ -108,3 +108,17 @@ def test_lbfgs_refuses_a_validation_set():
         BackpropClassifier(solver="lbfgs").fit(
             X_train, y_train, X_val=X_val, y_val=y_val
         )
+
+
+@pytest.mark.parametrize(
+    "bad", [{"dropout": (0.1, 0.2)}, {"X_val": X_val[:, :10], "y_val": y_val}]
+)
+def test_a_refused_refit_keeps_the_fitted_weights(bad):
+    clf = BackpropClassifier((20,), max_iter=5, random_state=0).fit(X_train, y_train)
+    before = [W.copy() for W in clf.coefs_]
+    params = {k: v for k, v in bad.items() if k == "dropout"}
+    fit_params = {k: v for k, v in bad.items() if k != "dropout"}
+    with pytest.raises(ValueError):
+        clf.set_params(**params).fit(X_train, y_train, **fit_params)
+    for W, W_before in zip(clf.coefs_, before, strict=True):
+        assert_array_equal(W, W_before)
