@@ -43,6 +43,14 @@ from ._losses import huber
 from ._network import MLP, flatten, forward, n_parameters
 from ._training import EpochHooks, fit_lbfgs, fit_stochastic
 
+try:  # scikit-learn >= 1.6: caches np.unique(y) on the array for its checks
+    from sklearn.utils._unique import attach_unique as _attach_unique
+except ImportError:  # pragma: no cover - older scikit-learn computes it each time
+
+    def _attach_unique(y):
+        return y
+
+
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _FLOAT_DTYPES = (np.float64, np.float32)
 _EPS = {dtype: float(np.finfo(dtype).eps) for dtype in _FLOAT_DTYPES}
@@ -746,6 +754,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        y = _attach_unique(y)  # np.unique(y) once, not at every check below
         check_classification_targets(y)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer().fit(y)

@@ -49,9 +49,12 @@ def _weighted_sum(per_element, w):
     return float(np.add.reduce(np.dot(w, per_element)))
 
 
+_EPS = {np.dtype(t): float(np.finfo(t).eps) for t in (np.float32, np.float64)}
+
+
 def _clipped(P):
     """P clipped to [eps, 1 - eps]: the bounds inside which logs are taken."""
-    eps = np.finfo(P.dtype).eps
+    eps = _EPS[P.dtype]
     clipped = np.maximum(P, eps)
     return np.minimum(clipped, 1 - eps, out=clipped)
 

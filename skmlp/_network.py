@@ -90,7 +90,8 @@ class Workspace:
     """Scratch arrays for passes over minibatches of at most ``max_rows`` rows.
 
     ``outputs[k]`` receives layer k's pre-activation and then, in place, its
-    activation; ``deltas[k]`` receives dL/da of hidden layer k. Reusing them
+    activation; ``deltas[k]`` receives dL/da of hidden layer k; ``ones`` is
+    the column of ones that sums over rows in equation (3). Reusing them
     across minibatches keeps the training loop free of allocations. A
     workspace belongs to one training loop: never share it between threads.
     """
@@ -99,17 +100,31 @@ class Workspace:
         self.max_rows = max_rows
         self.outputs = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:]]
         self.deltas = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:-1]]
+        self.ones = np.ones(max_rows, dtype)
 
     def rows(self, n):
-        """Views of the first n rows: (outputs, deltas)."""
+        """Views of the first n rows: (outputs, deltas, ones)."""
+        if n == self.max_rows:  # every minibatch but an epoch's last
+            return self.outputs, self.deltas, self.ones
         assert n <= self.max_rows, "a minibatch larger than its workspace"
-        return [b[:n] for b in self.outputs], [b[:n] for b in self.deltas]
+        return (
+            [b[:n] for b in self.outputs],
+            [b[:n] for b in self.deltas],
+            self.ones[:n],
+        )
 
 
 def _matmul(a, b, out=None):
-    """a @ b, written into ``out`` when given and ``a`` is a dense array."""
+    """a @ b, written into ``out`` when given and ``a`` is a dense array.
+
+    ``np.dot`` takes the BLAS path with less overhead than ``np.matmul`` (up
+    to 4 us less per call on the tiny matrices of a small network); it needs
+    one dtype throughout and a C-contiguous ``out``, as a workspace provides.
+    """
     if out is None or not isinstance(a, np.ndarray):
         return a @ b  # scipy.sparse @ ndarray gives an ndarray
+    if a.dtype == b.dtype == out.dtype and out.flags.c_contiguous:
+        return np.dot(a, b, out=out)
     return np.matmul(a, b, out=out)
 
 
@@ -205,6 +220,7 @@ class MLP:
         self.params = params
         self.weights, self.biases = unflatten(params, self.layer_sizes)
         self.n_weights = sum(W.size for W in self.weights)
+        self._weights_flat = params[: self.n_weights]
         self.grad = np.empty_like(params)  # loss_and_grad writes here
         self._grad_weights, self._grad_biases = unflatten(self.grad, self.layer_sizes)
 
@@ -221,16 +237,27 @@ class MLP:
             masks=masks,
         )
 
-    def _normalized_weights(self, sample_weight, n_samples):
-        """(w, sum of s): weights summing to one (None: uniform) and their total."""
+    def _normalized_weights(self, sample_weight, n_samples, weight_total=None):
+        """(w, total): the rows' weights divided by the total (None: uniform).
+
+        The total is the weights' own sum (n_samples when None), unless the
+        rows are one part of a larger minibatch whose total is
+        ``weight_total``: then the parts' losses and gradients add up to the
+        minibatch's.
+        """
+        if weight_total is None:
+            if sample_weight is None:
+                return None, n_samples
+            weight_total = float(sample_weight.sum())
         if sample_weight is None:
-            return None, n_samples
-        weight_sum = float(sample_weight.sum())
-        return (sample_weight / weight_sum).astype(self.params.dtype), weight_sum
+            return np.full(
+                n_samples, 1.0 / weight_total, self.params.dtype
+            ), weight_total
+        return (sample_weight / weight_total).astype(self.params.dtype), weight_total
 
     def _penalty(self, alpha, weight_sum):
         """L2 term alpha / (2 sum s) * sum_k ||W_k||^2 (weights are params[:n_w])."""
-        weights_flat = self.params[: self.n_weights]
+        weights_flat = self._weights_flat
         return 0.5 * alpha / weight_sum * float(np.dot(weights_flat, weights_flat))
 
     def loss(self, X, Y, sample_weight=None, alpha=0.0, masks=None):
@@ -248,6 +275,7 @@ class MLP:
         workspace=None,
         penalty_gradient=True,
         masks=None,
+        weight_total=None,
     ):
         """Training objective and its gradient at the current parameters.
 
@@ -275,6 +303,13 @@ class MLP:
             :func:`add_penalty_gradient`.
         masks : list of (ndarray or None), optional
             Dropout masks for the hidden layers (see :func:`forward`).
+        weight_total : float, optional
+            When X is one part of a larger minibatch: that minibatch's total
+            sample weight (its row count when unweighted). The weights are
+            divided by it instead of by their own sum, so the loss and gradient
+            are this part's share of the minibatch's, and the parts' results
+            add up to the whole (see ``_parallel.py``). Use it with alpha=0
+            and add the penalty once for the whole minibatch.
 
         Returns
         -------
@@ -284,8 +319,11 @@ class MLP:
             the next call: copy it to keep it.
         """
         n = X.shape[0]
-        w, weight_sum = self._normalized_weights(sample_weight, n)
-        outputs, deltas = (None, None) if workspace is None else workspace.rows(n)
+        w, weight_sum = self._normalized_weights(sample_weight, n, weight_total)
+        if workspace is None:
+            outputs, deltas, ones = None, None, np.ones(n, self.params.dtype)
+        else:
+            outputs, deltas, ones = workspace.rows(n)
         activations, derivative_inputs = self.forward(
             X, keep_activations=True, out=outputs, masks=masks
         )
@@ -298,10 +336,10 @@ class MLP:
             # activations[k] is a_{k-1} for the layer whose weights are weights[k].
             gW = self._grad_weights[k]
             if isinstance(activations[k], np.ndarray):
-                np.matmul(activations[k].T, delta, out=gW)  # (2) dL/dW
+                _matmul(activations[k].T, delta, out=gW)  # (2) dL/dW
             else:
                 gW[...] = activations[k].T @ delta  # (2) dL/dW, sparse input
-            np.add.reduce(delta, axis=0, out=self._grad_biases[k])  # (3) dL/db
+            _matmul(ones, delta, out=self._grad_biases[k])  # (3) dL/db = 1^T dL/dz
             if k > 0:  # no dL/da_0: nothing learns from the input layer's error
                 delta = _matmul(
                     delta, self.weights[k].T, None if deltas is None else deltas[k - 1]

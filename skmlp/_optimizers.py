@@ -16,26 +16,45 @@ import math
 
 import numpy as np
 
-from ._chunks import in_chunks
+from ._chunks import CHUNK, in_chunks
 from ._network import add_penalty_gradient
 
 
-def _update_in_chunks(update, arrays, n_weights, l2):
-    """Run ``update`` over every chunk, first adding ``l2 * params`` to the
-    gradient of the weights (the first ``n_weights`` entries) when l2 > 0.
+def _update_in_chunks(update, params, grad, state, n_weights, l2, n_threads, other):
+    """Run ``update(p, g, *state, scratch)`` over the parameters, chunk by chunk.
 
-    ``arrays`` is (params, grad, *state); ``update(*chunks, scratch)``.
+    In the same pass, before the update: ``other`` (None, or the gradient of
+    the other half of a split minibatch, see ``_parallel.py``) is added to
+    ``grad``, and with l2 > 0 so is ``l2 * params`` to the weights' part of
+    the gradient (the first ``n_weights`` entries).
     """
-    if not l2:
-        in_chunks(update, arrays)
+    extra = () if other is None else (other,)
+    arrays = (params, grad, *extra, *state)
+    if params.size <= CHUNK:  # a small network: whole arrays, fewest numpy calls
+        scratch = np.empty(params.size, dtype=params.dtype)
+        if other is not None:
+            grad += other
+        if l2:
+            w = slice(0, n_weights)
+            add_penalty_gradient(grad[w], params[w], l2, scratch[w])
+        update(params, grad, *state, scratch)
         return
 
-    def update_with_penalty(p, g, *rest):
-        add_penalty_gradient(g, p, l2, rest[-1])
-        update(p, g, *rest)
+    def chunk_update(penalty):
+        def run(p, g, *rest):
+            if extra:
+                g += rest[0]
+            if penalty:
+                add_penalty_gradient(g, p, l2, rest[-1])
+            update(p, g, *rest[len(extra) :])
 
-    in_chunks(update_with_penalty, [a[:n_weights] for a in arrays])
-    in_chunks(update, [a[n_weights:] for a in arrays])
+        return run
+
+    if not l2:
+        in_chunks(chunk_update(False), arrays, n_threads)
+        return
+    in_chunks(chunk_update(True), [a[:n_weights] for a in arrays], n_threads)
+    in_chunks(chunk_update(False), [a[n_weights:] for a in arrays], n_threads)
 
 
 class SGD:
@@ -56,6 +75,7 @@ class SGD:
     ):
         self.state = state
         self.n_weights = n_weights
+        self.n_threads = 1  # 2 only while BLAS is single-threaded (_parallel.py)
         self.learning_rate_init = learning_rate_init
         self.schedule = schedule
         self.momentum = momentum
@@ -69,8 +89,9 @@ class SGD:
             "learning_rate": float(learning_rate_init),
         }
 
-    def step(self, params, grad, l2=0.0):
-        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad."""
+    def step(self, params, grad, l2=0.0, other=None):
+        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
+        (and ``other``, if given, is added to the gradient)."""
         lr, mu, nesterov = (
             float(self.state["learning_rate"]),
             self.momentum,
@@ -88,8 +109,10 @@ class SGD:
             else:
                 p += v
 
-        arrays = (params, grad, self.state["velocity"])
-        _update_in_chunks(update, arrays, self.n_weights, l2)
+        state = (self.state["velocity"],)
+        _update_in_chunks(
+            update, params, grad, state, self.n_weights, l2, self.n_threads, other
+        )
 
     def reset_moments(self):
         """Forget the velocity (after a divergence it may hold the overflow)."""
@@ -120,6 +143,7 @@ class Adam:
     def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon, n_weights=0):
         self.state = state
         self.n_weights = n_weights
+        self.n_threads = 1  # 2 only while BLAS is single-threaded (_parallel.py)
         self.learning_rate_init = learning_rate_init
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
@@ -132,8 +156,9 @@ class Adam:
             "learning_rate": float(learning_rate_init),
         }
 
-    def step(self, params, grad, l2=0.0):
-        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad."""
+    def step(self, params, grad, l2=0.0, other=None):
+        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
+        (and ``other``, if given, is added to the gradient)."""
         s, b1, b2, eps = self.state, self.beta_1, self.beta_2, self.epsilon
         s["t"] += 1
         # Step size with both bias corrections (a Python float: keeps float32).
@@ -154,7 +179,10 @@ class Adam:
             tmp *= lr
             p -= tmp  # p -= lr m / (sqrt(v) + eps)
 
-        _update_in_chunks(update, (params, grad, s["m"], s["v"]), self.n_weights, l2)
+        state = (s["m"], s["v"])
+        _update_in_chunks(
+            update, params, grad, state, self.n_weights, l2, self.n_threads, other
+        )
 
     def reset_moments(self):
         """Forget both moments and restart the bias correction."""

@@ -16,16 +16,18 @@ The call chain of a stochastic fit reads top-down::
 import math
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import gen_batches, shuffle
+from sklearn.utils import shuffle
 
 from ._network import Workspace, output_layer
 from ._optimizers import make_optimizer, new_optimizer_state
+from ._parallel import TwoHalves, single_threaded_blas, worth_splitting
 
 _TOO_LARGE = (
     # scikit-learn's wording first, so code matching on it keeps working.
@@ -47,14 +49,25 @@ class Minibatches:
     """
 
     def __init__(
-        self, net, X, Y, sample_weight, batch_size, shuffle, dropout=None, rng=None
+        self,
+        net,
+        X,
+        Y,
+        sample_weight,
+        batch_size,
+        shuffle,
+        dropout=None,
+        rng=None,
+        workspace=True,
     ):
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.batch_size, self.shuffle = batch_size, shuffle
         self.dropout, self.rng = dropout, rng  # rates per hidden layer, or None
         self._hidden_widths = net.layer_sizes[1:-1]
         self._dtype = net.params.dtype  # the training dtype, for the masks
-        self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
+        self.workspace = None  # not needed when two threads bring their own
+        if workspace:
+            self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
         dense = isinstance(X, np.ndarray)
         self._X_buffer = np.empty((batch_size, X.shape[1]), X.dtype) if dense else None
         self._Y_buffer = np.empty((batch_size, Y.shape[1]), Y.dtype)
@@ -62,7 +75,7 @@ class Minibatches:
     def _gather(self, array, rows, buffer):
         if buffer is None:  # sparse X
             return array[rows]
-        return np.take(array, rows, axis=0, out=buffer[: len(rows)])
+        return array.take(rows, axis=0, out=buffer[: len(rows)])
 
     def dropout_masks(self, n_rows):
         """Inverted-dropout masks for one minibatch: per hidden unit and row,
@@ -82,7 +95,9 @@ class Minibatches:
     def epoch(self, order):
         """Yield (X, Y, sample_weight, dropout masks) minibatches, in ``order``
         when shuffling."""
-        for batch in gen_batches(self.X.shape[0], self.batch_size):
+        n = self.X.shape[0]
+        for start in range(0, n, self.batch_size):
+            batch = slice(start, min(start + self.batch_size, n))
             if not self.shuffle:
                 sw = None if self.sample_weight is None else self.sample_weight[batch]
                 X = self.X[batch]
@@ -127,11 +142,15 @@ class EpochHooks:
         )
 
 
-def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None):
+def train_step(
+    net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None, halves=None
+):
     """One optimizer step on one minibatch; returns (loss, weight of the batch).
 
     A minibatch whose sample weights are all zero carries no information: it
-    is skipped (no step) and reported with weight 0.
+    is skipped (no step) and reported with weight 0. ``halves`` (a
+    ``_parallel.TwoHalves``), when given, computes the loss and gradient on
+    two threads.
     """
     if sample_weight is None:
         batch_weight = X.shape[0]
@@ -140,15 +159,19 @@ def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None
         if batch_weight <= 0:
             return 0.0, 0.0
     # The optimizer adds the penalty's gradient in its own pass over the weights.
-    loss, grad = net.loss_and_grad(
-        X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
-    )
+    if halves is not None:  # the gradient is grad + other
+        loss, grad, other = halves.loss_and_grad(X, Y, sample_weight, alpha, masks)
+    else:
+        loss, grad = net.loss_and_grad(
+            X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
+        )
+        other = None
     if math.isfinite(loss):
-        optimizer.step(net.params, grad, l2=alpha / batch_weight)
+        optimizer.step(net.params, grad, l2=alpha / batch_weight, other=other)
     return loss, batch_weight
 
 
-def run_epoch(est, net, optimizer, batches, order, first):
+def run_epoch(est, net, optimizer, batches, order, first, halves=None):
     """One pass over the data in minibatches; returns the mean training loss.
 
     With shuffling, the rows are visited in the order ``order`` (a permutation
@@ -162,7 +185,7 @@ def run_epoch(est, net, optimizer, batches, order, first):
     total_loss = total_weight = 0.0
     for X, Y, sw, masks in batches.epoch(order):
         loss, weight = train_step(
-            net, optimizer, X, Y, sw, est.alpha, batches.workspace, masks
+            net, optimizer, X, Y, sw, est.alpha, batches.workspace, masks, halves
         )
         if not math.isfinite(loss):
             if first:
@@ -334,6 +357,7 @@ class _Fit:
     progress: "_FitProgress"
     penalty_weight: float  # a minibatch's expected total sample weight
     hooks: object = None  # EpochHooks, or None without callbacks
+    halves: object = None  # _parallel.TwoHalves, or None for one thread
 
 
 class _FitProgress:
@@ -385,27 +409,33 @@ def fit_stochastic(
     if est.early_stopping and getattr(est, "_best_params", None) is None:
         est._best_params = net.params.copy()
     batch_size = resolve_batch_size(est, train[0].shape[0])
-    batches = Minibatches(net, *train, batch_size, est.shuffle, dropout, rng)
+    halves = None
+    if worth_splitting(net.layer_sizes, train[0], batch_size):
+        halves = TwoHalves(net, batch_size)
+        optimizer.n_threads = 2
+    batches = Minibatches(
+        net, *train, batch_size, est.shuffle, dropout, rng, workspace=halves is None
+    )
     train_weight = train[0].shape[0] if train[2] is None else float(train[2].sum())
     penalty_weight = train_weight * batch_size / train[0].shape[0]
 
     est.n_iter_ = 0
     progress = _FitProgress(net.params)
+    fit = _Fit(
+        net,
+        optimizer,
+        batches,
+        validation,
+        rng,
+        incremental,
+        progress,
+        penalty_weight,
+        hooks,
+        halves,
+    )
     try:
-        _run_epochs(
-            est,
-            _Fit(
-                net,
-                optimizer,
-                batches,
-                validation,
-                rng,
-                incremental,
-                progress,
-                penalty_weight,
-                hooks,
-            ),
-        )
+        with single_threaded_blas() if halves is not None else nullcontext():
+            _run_epochs(est, fit)
     except KeyboardInterrupt:
         # Back to the weights at the start of the interrupted epoch: consistent
         # with loss_curve_, which records complete epochs only.
@@ -438,7 +468,7 @@ def _run_epochs(est, fit):
         if est.shuffle:
             order = shuffle(order, random_state=fit.rng)
         progress.start_weights = net.params.copy()
-        loss = run_epoch(est, net, optimizer, batches, order, first)
+        loss = run_epoch(est, net, optimizer, batches, order, first, fit.halves)
         first = False
         if _diverged(loss, net.params):
             best = progress.best_start or (est.n_iter_ + 1, progress.start_weights)

@@ -1,0 +1,144 @@
+"""Two cores for large networks: every minibatch in two halves, one per thread.
+
+Why: numpy's matmuls use every core, but the elementwise work between them
+(activations, the optimizer's update: about a quarter of a step of a wide
+network) runs on one. A second Python thread cannot take the other core over:
+after each matmul, OpenBLAS's idle worker threads spin on it for a while.
+Measured on the 2-core benchmark machine: right after a matmul, an Adam update
+of 1.9 M float32 parameters takes 4.4 ms on one thread and as long on two;
+with BLAS single-threaded, 2.4 ms on two.
+
+So, for networks whose step is dominated by large matmuls, skmlp does what
+training on two devices does. During the fit, BLAS runs single-threaded, and
+two threads each compute the loss and gradient of one half of every minibatch
+with the unchanged core (the rows are independent until the weight gradient
+sums over them, and ``weight_total`` makes the halves' results add up to the
+minibatch's). The two gradients are added, and the optimizer updates the two
+halves of the parameter vector on the two threads. The matmuls of two half
+minibatches on one core each run as fast as OpenBLAS's own two threads on the
+whole minibatch (benchmarks/README.md).
+
+Used only when it pays: dense X, two cores, a BLAS allowed two threads (a
+limit the user set, such as ``OPENBLAS_NUM_THREADS=1`` in a Dask worker, is
+respected) and enough multiply-adds per minibatch. The result equals the
+one-thread computation up to rounding: the gradient is summed in two parts.
+"""
+
+import os
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from ._chunks import _pool_map
+from ._network import MLP, Workspace
+
+# Per minibatch; below it, handing work to the second thread costs more than
+# it saves (a hand-over is tens of microseconds).
+MIN_MULTIPLY_ADDS = 8_000_000
+MIN_HALF_ROWS = 32
+
+_limit_lock = threading.Lock()
+_limit_users = 0  # fits running now with BLAS limited by this module
+_limiter = None
+_original_threads = None  # the BLAS thread count before the first of them
+
+
+def _blas_threads():
+    """Threads the process's BLAS may use, as it was before any split fit."""
+    with _limit_lock:
+        if _limit_users:
+            return _original_threads
+    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return max(counts, default=1)
+
+
+def worth_splitting(layer_sizes, X, batch_size):
+    """True when two half minibatches on two threads beat one on BLAS threads."""
+    if not isinstance(X, np.ndarray) or (os.cpu_count() or 1) < 2:
+        return False
+    if batch_size < 2 * MIN_HALF_ROWS:
+        return False
+    pairs = zip(layer_sizes[:-1], layer_sizes[1:], strict=True)
+    multiply_adds = batch_size * sum(fan_in * fan_out for fan_in, fan_out in pairs)
+    return multiply_adds >= MIN_MULTIPLY_ADDS and _blas_threads() >= 2
+
+
+@contextmanager
+def single_threaded_blas():
+    """BLAS limited to one thread while any split fit runs (process-wide).
+
+    Counted, so that concurrent fits restore the original limit only when the
+    last of them ends.
+    """
+    global _limit_users, _limiter, _original_threads
+    with _limit_lock:
+        if _limit_users == 0:
+            infos = [i for i in threadpool_info() if i["user_api"] == "blas"]
+            _original_threads = max((i["num_threads"] for i in infos), default=1)
+            _limiter = threadpool_limits(limits=1, user_api="blas")
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
+
+
+class TwoHalves:
+    """Loss and gradient of a minibatch, computed as two halves on two threads.
+
+    ``loss_and_grad`` has the meaning of :meth:`MLP.loss_and_grad` with
+    ``penalty_gradient=False`` (the optimizer adds the penalty's gradient),
+    but returns ``(loss, grad, other)``: the minibatch's gradient is
+    ``grad + other``, a sum the optimizer forms in its own pass.
+    """
+
+    def __init__(self, net, batch_size):
+        self.net = net
+        # The same parameters (a view, not a copy) with a gradient buffer of its own.
+        self.twin = MLP(net.layer_sizes, net.activation, net.output, net.params)
+        half = (batch_size + 1) // 2
+        self.workspaces = [
+            Workspace(net.layer_sizes, half, net.params.dtype) for _ in range(2)
+        ]
+        n_w = net.n_weights
+        self._weight_halves = (net.params[: n_w // 2], net.params[n_w // 2 : n_w])
+
+    def loss_and_grad(self, X, Y, sample_weight, alpha, masks=None):
+        n = X.shape[0]
+        if n < 2:
+            loss, grad = self.net.loss_and_grad(
+                X, Y, sample_weight, alpha, self.workspaces[0], False, masks
+            )
+            return loss, grad, None
+        total = n if sample_weight is None else float(sample_weight.sum())
+        rows = (slice(0, n // 2), slice(n // 2, n))
+
+        def half(i):
+            net = (self.net, self.twin)[i]
+            sw = None if sample_weight is None else sample_weight[rows[i]]
+            half_masks = None
+            if masks is not None:
+                half_masks = [None if m is None else m[rows[i]] for m in masks]
+            loss, _ = net.loss_and_grad(
+                X[rows[i]],
+                Y[rows[i]],
+                sw,
+                0.0,
+                self.workspaces[i],
+                penalty_gradient=False,
+                masks=half_masks,
+                weight_total=total,
+            )
+            weights = self._weight_halves[i]
+            return loss, float(np.dot(weights, weights)) if alpha else 0.0
+
+        (loss_a, norm_a), (loss_b, norm_b) = _pool_map(half, (0, 1))
+        # The L2 term of MLP._penalty, from the two halves' squared norms.
+        penalty = 0.5 * alpha / total * (norm_a + norm_b)
+        return loss_a + loss_b + penalty, self.net.grad, self.twin.grad

@@ -1,0 +1,205 @@
+"""The two-thread path for large networks (skmlp/_parallel.py).
+
+Every fast path is checked against the straightforward computation it
+replaces: the whole minibatch's gradient on one thread, the optimizer step on
+the summed gradient, scikit-learn's MLP.
+"""
+
+import os
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from skmlp import BackpropClassifier, BackpropRegressor, _parallel
+from skmlp._chunks import CHUNK, in_chunks
+from skmlp._network import MLP, n_parameters
+from skmlp._optimizers import SGD, Adam
+from skmlp._parallel import TwoHalves, single_threaded_blas, worth_splitting
+
+two_cores = pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="the two-thread path needs two cores"
+)
+
+
+def _blas_threads():
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("output", ["softmax", "logistic", "identity"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("n_rows", [1, 2, 37, 64])
+def test_two_halves_add_up_to_the_whole_minibatch(
+    output, weighted, alpha, n_rows, rng, make_targets
+):
+    sizes = [6, 9, 5, 3]
+    net = MLP(sizes, "tanh", output, rng.normal(size=n_parameters(sizes)))
+    X = rng.normal(size=(n_rows, 6))
+    Y = make_targets(output, rng, n_rows, 3)
+    sw = rng.uniform(0.1, 3.0, size=n_rows) if weighted else None
+    masks = [(rng.uniform(size=(n_rows, 9)) > 0.3) / 0.7, None]
+
+    halves = TwoHalves(net, batch_size=64)
+    loss, grad, other = halves.loss_and_grad(X, Y, sw, alpha, masks)
+    total = grad.copy() if other is None else grad + other
+
+    ref_loss, ref_grad = net.loss_and_grad(
+        X, Y, sw, alpha, penalty_gradient=False, masks=masks
+    )
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(total, ref_grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("size", [50, 3 * CHUNK + 7])
+def test_in_chunks_on_two_threads_equals_one_pass(n_threads, size, rng):
+    a, b = rng.normal(size=size), rng.normal(size=size)
+    expected = np.sqrt(np.abs(a)) * b + a
+
+    def update(x, y, tmp):
+        np.abs(x, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp *= y
+        x += tmp
+
+    in_chunks(update, (a, b), n_threads)
+    np.testing.assert_array_equal(a, expected)
+
+
+@pytest.mark.parametrize("Optimizer", [Adam, SGD])
+@pytest.mark.parametrize("size", [40, 3 * CHUNK + 11])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_step_on_two_gradients_equals_a_step_on_their_sum(
+    Optimizer, size, n_threads, rng
+):
+    n_weights = size - 5
+    params = rng.normal(size=size)
+    g, other = rng.normal(size=size), rng.normal(size=size)
+
+    def make(p):
+        state = Optimizer.new_state(p, 0.01)
+        if Optimizer is Adam:
+            return Adam(state, 0.01, 0.9, 0.999, 1e-8, n_weights)
+        return SGD(state, 0.01, "constant", 0.9, True, 0.5, n_weights)
+
+    split, whole = params.copy(), params.copy()
+    opt_split, opt_whole = make(split), make(whole)
+    opt_split.n_threads = n_threads
+    for _ in range(3):
+        opt_split.step(split, g.copy(), l2=0.01, other=other)
+        opt_whole.step(whole, g + other, l2=0.01)
+    np.testing.assert_allclose(split, whole, rtol=1e-13, atol=1e-15)
+
+
+@pytest.fixture
+def split_small_networks(monkeypatch):
+    """Make the two-thread path take networks of any size, and count its steps."""
+    monkeypatch.setattr(_parallel, "MIN_MULTIPLY_ADDS", 0)
+    calls = []
+    original = TwoHalves.loss_and_grad
+
+    def counted(self, *args, **kwargs):
+        calls.append(_blas_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TwoHalves, "loss_and_grad", counted)
+    return calls
+
+
+@two_cores
+def test_split_training_follows_scikit_learn(split_small_networks):
+    X, y = load_digits(return_X_y=True)
+    X = X[:600] / 16.0
+    y = y[:600]
+    params = dict(hidden_layer_sizes=(32,), batch_size=100, max_iter=4, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = BackpropClassifier(**params).fit(X, y)
+        theirs = MLPClassifier(**params).fit(X, y)
+    assert split_small_networks, "the two-thread path was not taken"
+    # The gradient is summed in two parts: equal up to rounding.
+    ours_all, theirs_all = (
+        ours.coefs_ + ours.intercepts_,
+        theirs.coefs_ + theirs.intercepts_,
+    )
+    for a, b in zip(ours_all, theirs_all, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
+@two_cores
+def test_blas_is_single_threaded_during_a_split_fit_and_restored_after(
+    split_small_networks, rng
+):
+    before = _blas_threads()
+    if before < 2:
+        pytest.skip("BLAS runs one thread here: the two-thread path stays off")
+    X, y = rng.normal(size=(300, 5)), rng.normal(size=300)
+    BackpropRegressor(hidden_layer_sizes=(16,), batch_size=64, max_iter=2).fit(X, y)
+    assert set(split_small_networks) == {1}
+    assert _blas_threads() == before
+
+
+@two_cores
+def test_a_user_limit_on_blas_threads_keeps_one_thread(split_small_networks, rng):
+    X = rng.normal(size=(300, 5))
+    assert worth_splitting([5, 16, 1], X, 64) == (_blas_threads() >= 2)
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert not worth_splitting([5, 16, 1], X, 64)
+        BackpropRegressor(hidden_layer_sizes=(16,), batch_size=64, max_iter=2).fit(
+            X, X[:, 0]
+        )
+    assert not split_small_networks
+
+
+def test_sparse_input_or_a_tiny_minibatch_keeps_one_thread(rng):
+    from scipy import sparse
+
+    big = [784, 1024, 1024, 10]
+    assert not worth_splitting(big, sparse.random(300, 784, format="csr"), 256)
+    assert not worth_splitting(big, np.zeros((300, 784)), 2)
+
+
+@two_cores
+def test_concurrent_split_fits_equal_serial_ones_and_restore_blas(
+    split_small_networks, rng
+):
+    before = _blas_threads()
+    X, y = rng.normal(size=(400, 8)), rng.randint(0, 3, size=400)
+
+    def fit(seed):
+        return BackpropClassifier(
+            (24,), batch_size=64, max_iter=3, random_state=seed
+        ).fit(X, y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        serial = [fit(seed) for seed in (0, 1)]
+        results = [None, None]
+        threads = [
+            threading.Thread(target=lambda i=i: results.__setitem__(i, fit(i)))
+            for i in (0, 1)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for a, b in zip(serial, results, strict=True):
+        for wa, wb in zip(a.coefs_, b.coefs_, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    assert _blas_threads() == before
+
+
+def test_single_threaded_blas_nests_and_restores(rng):
+    before = _blas_threads()
+    with single_threaded_blas():
+        with single_threaded_blas():
+            assert _blas_threads() == 1
+        assert _blas_threads() == 1
+    assert _blas_threads() == before
