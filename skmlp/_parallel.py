@@ -29,7 +29,7 @@ import threading
 from contextlib import contextmanager
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._chunks import _pool_map
 from ._network import MLP, Workspace
@@ -46,6 +46,26 @@ _limit_lock = threading.Lock()
 _limit_users = 0  # fits running now with BLAS limited by this module
 _limiter = None
 _original_threads = None  # the BLAS thread count before the first of them
+_blas = None  # threadpoolctl's view of the BLAS libraries, found once
+
+
+def _blas_libraries():
+    """The process's BLAS libraries (numpy's among them), looked up once.
+
+    Looking them up costs about 0.25 ms (threadpoolctl scans the loaded
+    libraries), which a partial_fit on one minibatch would feel; numpy's BLAS,
+    the one skmlp's matmuls use, is loaded before skmlp, so one look suffices.
+    """
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def _current_blas_threads():
+    return max(
+        (lib.num_threads for lib in _blas_libraries().lib_controllers), default=1
+    )
 
 
 def _blas_threads():
@@ -53,8 +73,7 @@ def _blas_threads():
     with _limit_lock:
         if _limit_users:
             return _original_threads
-    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    return max(counts, default=1)
+    return _current_blas_threads()
 
 
 def worth_splitting(layer_sizes, X, batch_size):
@@ -78,9 +97,8 @@ def single_threaded_blas():
     global _limit_users, _limiter, _original_threads
     with _limit_lock:
         if _limit_users == 0:
-            infos = [i for i in threadpool_info() if i["user_api"] == "blas"]
-            _original_threads = max((i["num_threads"] for i in infos), default=1)
-            _limiter = threadpool_limits(limits=1, user_api="blas")
+            _original_threads = _current_blas_threads()
+            _limiter = _blas_libraries().limit(limits=1)
         _limit_users += 1
     try:
         yield
