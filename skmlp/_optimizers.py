@@ -136,8 +136,21 @@ class SGD:
 class Adam:
     """Adam (Kingma & Ba, 2014) with bias-corrected step size.
 
-    ``state`` holds the moments ``m`` and ``v`` (like params), the step count
-    ``t`` and ``learning_rate``, the bias-corrected step size of the last step.
+    The textbook update, with g the gradient and t the step count::
+
+        m = b1 m + (1 - b1) g        v = b2 v + (1 - b2) g^2
+        p -= lr_t m / (sqrt(v) + eps),   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+
+    is computed from the moments without their (1 - b) factors, the running
+    sums ``m_sum = m / (1 - b1)`` and ``v_sum = v / (1 - b2)``: each then
+    takes one pass fewer over the parameters, and the same update reads::
+
+        p -= c_t m_sum / (sqrt(v_sum) + eps'),
+        c_t = lr_t (1 - b1) / sqrt(1 - b2),   eps' = eps / sqrt(1 - b2)
+
+    ``state`` holds ``m_sum`` and ``v_sum`` (like params), the step count
+    ``t`` and ``learning_rate``, the bias-corrected step size lr_t of the
+    last step.
     """
 
     def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon, n_weights=0):
@@ -150,8 +163,8 @@ class Adam:
     @staticmethod
     def new_state(params, learning_rate_init):
         return {
-            "m": np.zeros_like(params),
-            "v": np.zeros_like(params),
+            "m_sum": np.zeros_like(params),
+            "v_sum": np.zeros_like(params),
             "t": 0,
             "learning_rate": float(learning_rate_init),
         }
@@ -159,35 +172,35 @@ class Adam:
     def step(self, params, grad, l2=0.0, other=None):
         """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
         (and ``other``, if given, is added to the gradient)."""
-        s, b1, b2, eps = self.state, self.beta_1, self.beta_2, self.epsilon
+        s, b1, b2 = self.state, self.beta_1, self.beta_2
         s["t"] += 1
-        # Step size with both bias corrections (a Python float: keeps float32).
+        # Step sizes as Python floats (an np.float64 would promote float32).
         lr = self.learning_rate_init * math.sqrt(1 - b2 ** s["t"]) / (1 - b1 ** s["t"])
         s["learning_rate"] = lr
+        c = lr * (1 - b1) / math.sqrt(1 - b2)
+        eps = self.epsilon / math.sqrt(1 - b2)
 
-        def update(p, g, m, v, tmp):
-            m -= g
-            m *= b1
-            m += g  # first moment: m = b1 m + (1 - b1) g
+        def update(p, g, m_sum, v_sum, tmp):
+            m_sum *= b1
+            m_sum += g  # m_sum = b1 m_sum + g
             np.multiply(g, g, out=tmp)
-            v -= tmp
-            v *= b2
-            v += tmp  # second moment: v = b2 v + (1 - b2) g^2
-            np.sqrt(v, out=tmp)
+            v_sum *= b2
+            v_sum += tmp  # v_sum = b2 v_sum + g^2
+            np.sqrt(v_sum, out=tmp)
             tmp += eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= lr
-            p -= tmp  # p -= lr m / (sqrt(v) + eps)
+            np.divide(m_sum, tmp, out=tmp)
+            tmp *= c
+            p -= tmp  # p -= c m_sum / (sqrt(v_sum) + eps'): lr_t m / (sqrt(v) + eps)
 
-        state = (s["m"], s["v"])
+        state = (s["m_sum"], s["v_sum"])
         _update_in_chunks(
             update, params, grad, state, self.n_weights, l2, self.n_threads, other
         )
 
     def reset_moments(self):
         """Forget both moments and restart the bias correction."""
-        self.state["m"].fill(0)
-        self.state["v"].fill(0)
+        self.state["m_sum"].fill(0)
+        self.state["v_sum"].fill(0)
         self.state["t"] = 0
 
     def end_epoch(self, n_samples_seen):

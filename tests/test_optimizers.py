@@ -88,9 +88,12 @@ def test_optimizer_state_is_plain_data():
         assert all(isinstance(v, (np.ndarray, int, float)) for v in state.values())
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "nesterov"])
-def test_chunked_threaded_update_equals_the_plain_formula(solver, dtype, rng):
+def test_chunked_threaded_update_equals_the_plain_formula(
+    solver, dtype, n_threads, rng
+):
     """Large vectors are updated chunk by chunk on two threads; the result must
     be the one-line numpy formula's, in the parameters' dtype."""
     from skmlp._chunks import CHUNK
@@ -114,6 +117,7 @@ def test_chunked_threaded_update_equals_the_plain_formula(solver, dtype, rng):
         for g in grads:
             vel = 0.9 * vel - 0.1 * g
             expected = expected + (0.9 * vel - 0.1 * g if nesterov else vel)
+    opt.n_threads = n_threads
     for g in grads:
         opt.step(params, g)
     assert params.dtype == dtype
