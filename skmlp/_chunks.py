@@ -19,6 +19,15 @@ _N_THREADS = min(2, os.cpu_count() or 1)
 _pool = None
 
 
+def _executor():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(
+            max_workers=_N_THREADS, thread_name_prefix="skmlp-chunks"
+        )
+    return _pool
+
+
 def _pool_map(fn, items):
     """[fn(item) for item in items], the first on the calling thread and the
     others on the pool at the same time; returns once every call has finished.
@@ -27,17 +36,33 @@ def _pool_map(fn, items):
     already running finish before the exception propagates, so no worker is
     still writing to the arrays when the caller handles it.
     """
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(
-            max_workers=_N_THREADS, thread_name_prefix="skmlp-chunks"
-        )
     first, *rest = items
-    futures = [_pool.submit(fn, item) for item in rest]
+    futures = [_executor().submit(fn, item) for item in rest]
     try:
         return [fn(first)] + [future.result() for future in futures]
     finally:
         wait(futures)
+
+
+def part_bounds(size, part, n_parts):
+    """[start, stop) of part ``part`` when ``size`` elements are cut in n_parts."""
+    return size * part // n_parts, size * (part + 1) // n_parts
+
+
+def over_range(update, arrays, start, stop, chunk=CHUNK):
+    """``update(*chunk_views, scratch)`` over [start, stop) of the arrays, in
+    chunks of at most ``chunk`` elements (the scratch array is shared)."""
+    if stop <= start:
+        return
+    scratch = np.empty(min(chunk, stop - start), dtype=arrays[0].dtype)
+    for begin in range(start, stop, chunk):
+        end = min(begin + chunk, stop)
+        update(*(a[begin:end] for a in arrays), scratch[: end - begin])
+
+
+def n_parts_for(size, n_threads):
+    """How many threads share a vector of ``size`` elements (1 below 2 CHUNKs)."""
+    return min(n_threads, _N_THREADS) if size >= 2 * CHUNK else 1
 
 
 def in_chunks(update, arrays, n_threads=1):
@@ -56,18 +81,13 @@ def in_chunks(update, arrays, n_threads=1):
     if size <= CHUNK:  # one chunk: no bookkeeping (small networks, every step)
         update(*arrays, np.empty(size, dtype=arrays[0].dtype))
         return
-    n_parts = min(n_threads, _N_THREADS) if size >= 2 * CHUNK else 1
-    chunk = CHUNK if n_parts == 1 else THREAD_CHUNK
-    bounds = [size * part // n_parts for part in range(n_parts + 1)]
-
-    def run(part):
-        part_size = bounds[part + 1] - bounds[part]
-        scratch = np.empty(min(chunk, part_size), dtype=arrays[0].dtype)
-        for start in range(bounds[part], bounds[part + 1], chunk):
-            stop = min(start + chunk, bounds[part + 1])
-            update(*(a[start:stop] for a in arrays), scratch[: stop - start])
-
+    n_parts = n_parts_for(size, n_threads)
     if n_parts == 1:
-        run(0)
-    else:
-        _pool_map(run, range(n_parts))
+        over_range(update, arrays, 0, size)
+        return
+    _pool_map(
+        lambda part: over_range(
+            update, arrays, *part_bounds(size, part, n_parts), THREAD_CHUNK
+        ),
+        range(n_parts),
+    )

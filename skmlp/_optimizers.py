@@ -16,22 +16,32 @@ import math
 
 import numpy as np
 
-from ._chunks import CHUNK, in_chunks
+from ._chunks import (
+    CHUNK,
+    THREAD_CHUNK,
+    _pool_map,
+    n_parts_for,
+    over_range,
+    part_bounds,
+)
 from ._network import add_penalty_gradient
 
 
-def _update_in_chunks(update, params, grad, state, n_weights, l2, n_threads, other):
+def _update_in_chunks(update, params, grad, state, n_weights, l2, threads, other, part):
     """Run ``update(p, g, *state, scratch)`` over the parameters, chunk by chunk.
 
     In the same pass, before the update: ``other`` (None, or the gradient of
     the other half of a split minibatch, see ``_parallel.py``) is added to
     ``grad``, and with l2 > 0 so is ``l2 * params`` to the weights' part of
-    the gradient (the first ``n_weights`` entries).
+    the gradient (the first ``n_weights`` entries). ``part`` is None for the
+    whole vector (on ``threads`` threads), or ``(i, n)``: only the i-th of n
+    equal parts, on the calling thread.
     """
     extra = () if other is None else (other,)
     arrays = (params, grad, *extra, *state)
-    if params.size <= CHUNK:  # a small network: whole arrays, fewest numpy calls
-        scratch = np.empty(params.size, dtype=params.dtype)
+    size = params.size
+    if part is None and size <= CHUNK:  # a small network: fewest numpy calls
+        scratch = np.empty(size, dtype=params.dtype)
         if other is not None:
             grad += other
         if l2:
@@ -50,14 +60,55 @@ def _update_in_chunks(update, params, grad, state, n_weights, l2, n_threads, oth
 
         return run
 
-    if not l2:
-        in_chunks(chunk_update(False), arrays, n_threads)
+    def run_range(start, stop, chunk):
+        cut = min(max(n_weights, start), stop) if l2 else start  # penalty below
+        over_range(chunk_update(True), arrays, start, cut, chunk)
+        over_range(chunk_update(False), arrays, cut, stop, chunk)
+
+    if part is not None:
+        run_range(*part_bounds(size, *part), THREAD_CHUNK)
         return
-    in_chunks(chunk_update(True), [a[:n_weights] for a in arrays], n_threads)
-    in_chunks(chunk_update(False), [a[n_weights:] for a in arrays], n_threads)
+    n_parts = n_parts_for(size, threads)
+    if n_parts == 1:
+        run_range(0, size, CHUNK)
+        return
+    _pool_map(
+        lambda i: run_range(*part_bounds(size, i, n_parts), THREAD_CHUNK),
+        range(n_parts),
+    )
 
 
-class SGD:
+class _Optimizer:
+    """What SGD and Adam share: a step is ``prepare`` then ``apply``.
+
+    ``prepare`` advances the step count and schedule and returns the
+    elementwise update; ``apply`` runs it over the parameters, or over one
+    part of them, so that two threads can share a step (``_parallel.py``).
+    """
+
+    n_threads = 1  # 2 only while BLAS is single-threaded (_parallel.py)
+
+    def step(self, params, grad, l2=0.0, other=None):
+        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
+        (and ``other``, if given, is added to the gradient)."""
+        self.apply(self.prepare(), params, grad, l2, other)
+
+    def apply(self, update, params, grad, l2=0.0, other=None, part=None):
+        """Run ``update`` (from :meth:`prepare`) over params, or part (i, n)."""
+        _update_in_chunks(
+            update,
+            params,
+            grad,
+            self._moments(),
+            self.n_weights,
+            l2,
+            self.n_threads,
+            other,
+            part,
+        )
+
+
+class SGD(_Optimizer):
     """Stochastic gradient descent with momentum or Nesterov momentum.
 
     ``state`` holds ``velocity`` (like params) and ``learning_rate``.
@@ -75,7 +126,6 @@ class SGD:
     ):
         self.state = state
         self.n_weights = n_weights
-        self.n_threads = 1  # 2 only while BLAS is single-threaded (_parallel.py)
         self.learning_rate_init = learning_rate_init
         self.schedule = schedule
         self.momentum = momentum
@@ -89,9 +139,10 @@ class SGD:
             "learning_rate": float(learning_rate_init),
         }
 
-    def step(self, params, grad, l2=0.0, other=None):
-        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
-        (and ``other``, if given, is added to the gradient)."""
+    def _moments(self):
+        return (self.state["velocity"],)
+
+    def prepare(self):
         lr, mu, nesterov = (
             float(self.state["learning_rate"]),
             self.momentum,
@@ -109,10 +160,7 @@ class SGD:
             else:
                 p += v
 
-        state = (self.state["velocity"],)
-        _update_in_chunks(
-            update, params, grad, state, self.n_weights, l2, self.n_threads, other
-        )
+        return update
 
     def reset_moments(self):
         """Forget the velocity (after a divergence it may hold the overflow)."""
@@ -133,7 +181,7 @@ class SGD:
         return False
 
 
-class Adam:
+class Adam(_Optimizer):
     """Adam (Kingma & Ba, 2014) with bias-corrected step size.
 
     The textbook update, with g the gradient and t the step count::
@@ -156,7 +204,6 @@ class Adam:
     def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon, n_weights=0):
         self.state = state
         self.n_weights = n_weights
-        self.n_threads = 1  # 2 only while BLAS is single-threaded (_parallel.py)
         self.learning_rate_init = learning_rate_init
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
@@ -169,9 +216,10 @@ class Adam:
             "learning_rate": float(learning_rate_init),
         }
 
-    def step(self, params, grad, l2=0.0, other=None):
-        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
-        (and ``other``, if given, is added to the gradient)."""
+    def _moments(self):
+        return (self.state["m_sum"], self.state["v_sum"])
+
+    def prepare(self):
         s, b1, b2 = self.state, self.beta_1, self.beta_2
         s["t"] += 1
         # Step sizes as Python floats (an np.float64 would promote float32).
@@ -192,10 +240,7 @@ class Adam:
             tmp *= c
             p -= tmp  # p -= c m_sum / (sqrt(v_sum) + eps'): lr_t m / (sqrt(v) + eps)
 
-        state = (s["m_sum"], s["v_sum"])
-        _update_in_chunks(
-            update, params, grad, state, self.n_weights, l2, self.n_threads, other
-        )
+        return update
 
     def reset_moments(self):
         """Forget both moments and restart the bias correction."""

@@ -24,14 +24,16 @@ respected) and enough multiply-adds per minibatch. The result equals the
 one-thread computation up to rounding: the gradient is summed in two parts.
 """
 
+import math
 import os
 import threading
+from concurrent.futures import wait
 from contextlib import contextmanager
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ._chunks import _pool_map
+from ._chunks import _executor, _pool_map
 from ._network import MLP, Workspace
 
 # Multiply-adds per minibatch (batch size x weights) from which two halves
@@ -111,12 +113,15 @@ def single_threaded_blas():
 
 
 class TwoHalves:
-    """Loss and gradient of a minibatch, computed as two halves on two threads.
+    """Minibatch steps computed as two halves on two threads.
 
-    ``loss_and_grad`` has the meaning of :meth:`MLP.loss_and_grad` with
-    ``penalty_gradient=False`` (the optimizer adds the penalty's gradient),
-    but returns ``(loss, grad, other)``: the minibatch's gradient is
-    ``grad + other``, a sum the optimizer forms in its own pass.
+    :meth:`step` is one optimizer step, in one hand-over to the second
+    thread: each thread computes the loss and gradient of its half of the
+    rows, the two meet at a barrier, and each updates its half of the
+    parameters with the summed gradient. :meth:`loss_and_grad` is the
+    gradient alone, as :meth:`MLP.loss_and_grad` with
+    ``penalty_gradient=False`` but returning ``(loss, grad, other)``: the
+    minibatch's gradient is ``grad + other``.
     """
 
     def __init__(self, net, batch_size):
@@ -130,6 +135,33 @@ class TwoHalves:
         n_w = net.n_weights
         self._weight_halves = (net.params[: n_w // 2], net.params[n_w // 2 : n_w])
 
+    def _half(self, i, X, Y, sample_weight, alpha, masks, total):
+        """(loss share, squared norm of half the weights) of rows half i."""
+        n = X.shape[0]
+        rows = slice(0, n // 2) if i == 0 else slice(n // 2, n)
+        sw = None if sample_weight is None else sample_weight[rows]
+        half_masks = None
+        if masks is not None:
+            half_masks = [None if m is None else m[rows] for m in masks]
+        loss, _ = (self.net, self.twin)[i].loss_and_grad(
+            X[rows],
+            Y[rows],
+            sw,
+            0.0,
+            self.workspaces[i],
+            penalty_gradient=False,
+            masks=half_masks,
+            weight_total=total,
+        )
+        weights = self._weight_halves[i]
+        return loss, float(np.dot(weights, weights)) if alpha else 0.0
+
+    @staticmethod
+    def _total_loss(halves, alpha, total):
+        (loss_a, norm_a), (loss_b, norm_b) = halves
+        # The L2 term of MLP._penalty, from the two halves' squared norms.
+        return loss_a + loss_b + 0.5 * alpha / total * (norm_a + norm_b)
+
     def loss_and_grad(self, X, Y, sample_weight, alpha, masks=None):
         n = X.shape[0]
         if n < 2:
@@ -138,28 +170,59 @@ class TwoHalves:
             )
             return loss, grad, None
         total = n if sample_weight is None else float(sample_weight.sum())
-        rows = (slice(0, n // 2), slice(n // 2, n))
+        halves = _pool_map(
+            lambda i: self._half(i, X, Y, sample_weight, alpha, masks, total), (0, 1)
+        )
+        return self._total_loss(halves, alpha, total), self.net.grad, self.twin.grad
 
-        def half(i):
-            net = (self.net, self.twin)[i]
-            sw = None if sample_weight is None else sample_weight[rows[i]]
-            half_masks = None
-            if masks is not None:
-                half_masks = [None if m is None else m[rows[i]] for m in masks]
-            loss, _ = net.loss_and_grad(
-                X[rows[i]],
-                Y[rows[i]],
-                sw,
-                0.0,
-                self.workspaces[i],
-                penalty_gradient=False,
-                masks=half_masks,
-                weight_total=total,
-            )
-            weights = self._weight_halves[i]
-            return loss, float(np.dot(weights, weights)) if alpha else 0.0
+    def step(self, optimizer, X, Y, sample_weight, alpha, masks=None):
+        """One optimizer step on the minibatch; returns its loss.
 
-        (loss_a, norm_a), (loss_b, norm_b) = _pool_map(half, (0, 1))
-        # The L2 term of MLP._penalty, from the two halves' squared norms.
-        penalty = 0.5 * alpha / total * (norm_a + norm_b)
-        return loss_a + loss_b + penalty, self.net.grad, self.twin.grad
+        As in ``train_step``, no step is taken when the loss is not finite.
+        """
+        n = X.shape[0]
+        total = n if sample_weight is None else float(sample_weight.sum())
+        l2 = alpha / total
+        if n < 2:
+            loss, grad, other = self.loss_and_grad(X, Y, sample_weight, alpha, masks)
+            if math.isfinite(loss):
+                optimizer.step(self.net.params, grad, l2, other)
+            return loss
+
+        halves, plan = [None, None], {}
+
+        def meet():  # run once, by the last thread to reach the barrier
+            plan["loss"] = self._total_loss(halves, alpha, total)
+            finite = math.isfinite(plan["loss"])
+            plan["update"] = optimizer.prepare() if finite else None
+
+        barrier = threading.Barrier(2, action=meet)
+
+        def job(i):
+            try:
+                halves[i] = self._half(i, X, Y, sample_weight, alpha, masks, total)
+                barrier.wait()
+            except BaseException:
+                barrier.abort()  # the other thread must not wait forever
+                raise
+            if plan["update"] is not None:  # this thread's half of the parameters
+                optimizer.apply(
+                    plan["update"],
+                    self.net.params,
+                    self.net.grad,
+                    l2,
+                    other=self.twin.grad,
+                    part=(i, 2),
+                )
+
+        other = _executor().submit(job, 1)
+        try:
+            job(0)
+        except threading.BrokenBarrierError:
+            wait([other])
+            other.result()  # the other thread's own error, when it failed first
+            raise
+        finally:
+            wait([other])  # never return while the other thread still writes
+        other.result()
+        return plan["loss"]

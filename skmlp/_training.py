@@ -148,9 +148,9 @@ def train_step(
     """One optimizer step on one minibatch; returns (loss, weight of the batch).
 
     A minibatch whose sample weights are all zero carries no information: it
-    is skipped (no step) and reported with weight 0. ``halves`` (a
-    ``_parallel.TwoHalves``), when given, computes the loss and gradient on
-    two threads.
+    is skipped (no step) and reported with weight 0. So is the step of a
+    minibatch whose loss is not finite (the caller stops the epoch). With
+    ``halves`` (a ``_parallel.TwoHalves``), two threads share the step.
     """
     if sample_weight is None:
         batch_weight = X.shape[0]
@@ -158,16 +158,14 @@ def train_step(
         batch_weight = float(sample_weight.sum())
         if batch_weight <= 0:
             return 0.0, 0.0
+    if halves is not None:
+        return halves.step(optimizer, X, Y, sample_weight, alpha, masks), batch_weight
     # The optimizer adds the penalty's gradient in its own pass over the weights.
-    if halves is not None:  # the gradient is grad + other
-        loss, grad, other = halves.loss_and_grad(X, Y, sample_weight, alpha, masks)
-    else:
-        loss, grad = net.loss_and_grad(
-            X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
-        )
-        other = None
+    loss, grad = net.loss_and_grad(
+        X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
+    )
     if math.isfinite(loss):
-        optimizer.step(net.params, grad, l2=alpha / batch_weight, other=other)
+        optimizer.step(net.params, grad, l2=alpha / batch_weight)
     return loss, batch_weight
 
 

@@ -102,13 +102,13 @@ def split_small_networks(monkeypatch):
     """Make the two-thread path take networks of any size, and count its steps."""
     monkeypatch.setattr(_parallel, "MIN_MULTIPLY_ADDS", 0)
     calls = []
-    original = TwoHalves.loss_and_grad
+    original = TwoHalves.step
 
     def counted(self, *args, **kwargs):
         calls.append(_blas_threads())
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(TwoHalves, "loss_and_grad", counted)
+    monkeypatch.setattr(TwoHalves, "step", counted)
     return calls
 
 
