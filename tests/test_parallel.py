@@ -203,3 +203,55 @@ def test_single_threaded_blas_nests_and_restores(rng):
             assert _blas_threads() == 1
         assert _blas_threads() == 1
     assert _blas_threads() == before
+
+
+def _adam_and_halves(rng, sizes=(4, 8, 3)):
+    net = MLP(list(sizes), "relu", "softmax", rng.normal(size=n_parameters(sizes)))
+    opt = Adam(Adam.new_state(net.params, 0.01), 0.01, 0.9, 0.999, 1e-8, net.n_weights)
+    return net, opt, TwoHalves(net, batch_size=64)
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_an_error_in_either_half_is_raised_and_no_step_is_taken(failing, rng):
+    net, opt, halves = _adam_and_halves(rng)
+    before = net.params.copy()
+    X, Y = rng.normal(size=(64, 4)), np.eye(3)[rng.randint(3, size=64)]
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"half {failing} failed")
+
+    (net if failing == 0 else halves.twin).loss_and_grad = fail
+    with pytest.raises(RuntimeError, match=f"half {failing} failed"):
+        halves.step(opt, X, Y, None, 1e-3)
+    np.testing.assert_array_equal(net.params, before)
+    assert opt.state["t"] == 0
+
+
+def test_a_split_step_with_a_non_finite_loss_is_skipped(rng):
+    net, opt, halves = _adam_and_halves(rng)
+    before = net.params.copy()
+    X, Y = rng.normal(size=(64, 4)), np.eye(3)[rng.randint(3, size=64)]
+    X[40, 0] = np.nan  # in the second half only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        loss = halves.step(opt, X, Y, None, 1e-3)
+    assert not np.isfinite(loss)
+    np.testing.assert_array_equal(net.params, before)
+    assert opt.state["t"] == 0
+
+
+def test_a_split_step_equals_a_step_on_the_whole_minibatch(rng):
+    net, opt, halves = _adam_and_halves(rng)
+    twin_net = MLP(net.layer_sizes, "relu", "softmax", net.params.copy())
+    twin_opt = Adam(
+        Adam.new_state(twin_net.params, 0.01), 0.01, 0.9, 0.999, 1e-8, net.n_weights
+    )
+    for _ in range(3):
+        X, Y = rng.normal(size=(64, 4)), np.eye(3)[rng.randint(3, size=64)]
+        loss = halves.step(opt, X, Y, None, 1e-2)
+        ref_loss, grad = twin_net.loss_and_grad(
+            X, Y, None, 1e-2, penalty_gradient=False
+        )
+        twin_opt.step(twin_net.params, grad, l2=1e-2 / 64)
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(net.params, twin_net.params, rtol=1e-12, atol=1e-15)
