@@ -23,7 +23,6 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle
 
 from ._network import Workspace, output_layer
 from ._optimizers import make_optimizer, new_optimizer_state
@@ -448,6 +447,14 @@ def fit_stochastic(
         _handle_rise(est, net, optimizer, progress)
 
 
+def _reshuffled(order, rng):
+    """``sklearn.utils.shuffle(order, random_state=rng)``, the same draws and
+    result, without its input checks (1 ms per epoch on 100k rows)."""
+    positions = np.arange(order.shape[0])
+    rng.shuffle(positions)
+    return order[positions]
+
+
 def _run_epochs(est, fit):
     """Epochs until max_iter, a plateau, divergence, a callback's stop request,
     or one epoch (incremental)."""
@@ -464,7 +471,7 @@ def _run_epochs(est, fit):
         started = time.perf_counter()
         epoch = None if hooks is None else hooks.begin(est)
         if est.shuffle:
-            order = shuffle(order, random_state=fit.rng)
+            order = _reshuffled(order, fit.rng)
         progress.start_weights = net.params.copy()
         loss = run_epoch(est, net, optimizer, batches, order, first, fit.halves)
         first = False

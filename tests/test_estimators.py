@@ -566,3 +566,28 @@ def test_robust_losses_ignore_gross_outliers(loss):
     robust_error = np.median(np.abs(robust.predict(X[15:]) - clean[15:]))
     squared_error = np.median(np.abs(squared.predict(X[15:]) - clean[15:]))
     assert robust_error < 0.2 < squared_error
+
+
+@pytest.mark.parametrize(
+    "y, classes",
+    [
+        (np.array([3, 7, 7, 3, 3]), None),
+        (np.array(["b", "a", "c", "a", "b"]), None),
+        (np.array([True, False, True, True, False]), None),
+        (np.array([1.0, 2.0, 1.0, 4.0, 1.0]), None),
+        (np.array([1, 1, 2, 1, 2]), [0, 1, 2, 5]),  # partial_fit: more classes than y
+    ],
+)
+def test_target_encoding_equals_label_binarizer(y, classes):
+    from sklearn.preprocessing import LabelBinarizer
+
+    clf = BackpropClassifier(hidden_layer_sizes=(3,), max_iter=1)
+    X = np.arange(len(y) * 2, dtype=float).reshape(len(y), 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if classes is None:
+            clf.fit(X, y)
+        else:
+            clf.partial_fit(X, y, classes=classes)
+    expected = LabelBinarizer().fit(clf.classes_).transform(y).astype(bool)
+    np.testing.assert_array_equal(clf._encode(y), expected)
