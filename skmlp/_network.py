@@ -249,11 +249,10 @@ class MLP:
             if sample_weight is None:
                 return None, n_samples
             weight_total = float(sample_weight.sum())
+        dtype = self.params.dtype
         if sample_weight is None:
-            return np.full(
-                n_samples, 1.0 / weight_total, self.params.dtype
-            ), weight_total
-        return (sample_weight / weight_total).astype(self.params.dtype), weight_total
+            return np.full(n_samples, 1.0 / weight_total, dtype), weight_total
+        return (sample_weight / weight_total).astype(dtype), weight_total
 
     def _penalty(self, alpha, weight_sum):
         """L2 term alpha / (2 sum s) * sum_k ||W_k||^2 (weights are params[:n_w])."""

@@ -13,10 +13,11 @@ training on two devices does. During the fit, BLAS runs single-threaded, and
 two threads each compute the loss and gradient of one half of every minibatch
 with the unchanged core (the rows are independent until the weight gradient
 sums over them, and ``weight_total`` makes the halves' results add up to the
-minibatch's). The two gradients are added, and the optimizer updates the two
-halves of the parameter vector on the two threads. The matmuls of two half
-minibatches on one core each run as fast as OpenBLAS's own two threads on the
-whole minibatch (benchmarks/README.md).
+minibatch's). The threads then meet at a barrier, and each adds the two
+gradients over its half of the parameter vector and updates that half. The
+matmuls of two half minibatches, one per core, take 0 to 5% longer than
+OpenBLAS's own two threads on the whole minibatch (benchmarks/README.md); the
+elementwise work, which now really runs on two cores, more than pays for it.
 
 Used only when it pays: dense X, two cores, a BLAS allowed two threads (a
 limit the user set, such as ``OPENBLAS_NUM_THREADS=1`` in a Dask worker, is

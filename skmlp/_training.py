@@ -41,10 +41,11 @@ class Minibatches:
     """The training data, served in minibatches through reused buffers.
 
     With shuffling, the rows of each minibatch are gathered into the same
-    preallocated arrays every step (``np.take(..., out=)``), so an epoch
+    preallocated arrays every step (``take(..., out=)``), so an epoch
     allocates nothing per step and never copies X as a whole; without
     shuffling, minibatches are views. ``workspace`` holds the network's
-    scratch arrays for one minibatch.
+    scratch arrays for one minibatch (None when ``workspace=False``: the two
+    threads of ``_parallel.TwoHalves`` bring their own).
     """
 
     def __init__(
