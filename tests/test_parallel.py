@@ -22,6 +22,8 @@ from skmlp._network import MLP, n_parameters
 from skmlp._optimizers import SGD, Adam
 from skmlp._parallel import TwoHalves, single_threaded_blas, worth_splitting
 
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 two_cores = pytest.mark.skipif(
     (os.cpu_count() or 1) < 2, reason="the two-thread path needs two cores"
 )
