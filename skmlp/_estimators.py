@@ -177,14 +177,21 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 not self.warm_start and not incremental
             )
             X_raw = X  # as the user passed it, for callbacks that score
-            X, Y = self._validate_input(X, y, incremental, reset=first_pass)
-            sample_weight = self._validate_sample_weight(sample_weight, X)
-            sample_weight = self._with_class_weight(
-                Y, sample_weight, incremental, X.dtype
-            )
-            Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
+            # Validation sets n_features_in_, classes_, ... on a first pass; if
+            # any later check refuses the call, the fitted model stays whole.
+            fitted_state = self._validated_state()
+            try:
+                X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+                sample_weight = self._validate_sample_weight(sample_weight, X)
+                sample_weight = self._with_class_weight(
+                    Y, sample_weight, incremental, X.dtype
+                )
+                Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
+                given = self._validation_set(validation, X.dtype)
+            except BaseException:
+                self._restore_validated_state(fitted_state)
+                raise
             layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
-            given = self._validation_set(validation, X.dtype)  # before _initialize
             rng = check_random_state(self.random_state)
             if first_pass:
                 self._initialize(layer_sizes, X.dtype, rng)
@@ -216,6 +223,21 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 " contain large values and need to be preprocessed."
             )
         return self
+
+    # Attributes that input validation sets before training changes anything.
+    _VALIDATED = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
+
+    def _validated_state(self):
+        return {
+            name: getattr(self, name) for name in self._VALIDATED if hasattr(self, name)
+        }
+
+    def _restore_validated_state(self, state):
+        for name in self._VALIDATED:
+            if name in state:
+                setattr(self, name, state[name])
+            elif hasattr(self, name):
+                delattr(self, name)
 
     def _output_layer(self):
         """The core's output layer: activation, loss and output delta."""

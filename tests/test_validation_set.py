@@ -122,3 +122,18 @@ def test_a_refused_refit_keeps_the_fitted_weights(bad):
         clf.set_params(**params).fit(X_train, y_train, **fit_params)
     for W, W_before in zip(clf.coefs_, before, strict=True):
         assert_array_equal(W, W_before)
+
+
+def test_a_refit_refused_after_validation_keeps_classes_and_features():
+    """New y and X pass validation, then a bad sample_weight refuses the call:
+    the fitted model (classes, feature count, weights) must stay as it was."""
+    clf = BackpropClassifier((20,), max_iter=5, random_state=0).fit(X_train, y_train)
+    before = clf.predict_proba(X_val)
+    classes, n_features = clf.classes_.copy(), clf.n_features_in_
+    X_new = np.hstack([X_train, X_train[:, :3]])
+    y_new = np.where(y_train == y_train[0], 99, y_train)  # a class never seen
+    with pytest.raises(ValueError, match="sample_weight|negative"):
+        clf.fit(X_new, y_new, sample_weight=-np.ones(len(y_new)))
+    assert_array_equal(clf.classes_, classes)
+    assert clf.n_features_in_ == n_features
+    assert_array_equal(clf.predict_proba(X_val), before)
