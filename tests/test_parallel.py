@@ -257,3 +257,34 @@ def test_a_split_step_equals_a_step_on_the_whole_minibatch(rng):
         twin_opt.step(twin_net.params, grad, l2=1e-2 / 64)
         np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
     np.testing.assert_allclose(net.params, twin_net.params, rtol=1e-12, atol=1e-15)
+
+
+@two_cores
+def test_ctrl_c_in_a_split_fit_keeps_the_last_epoch_and_restores_blas(
+    split_small_networks, monkeypatch
+):
+    X, y = load_digits(return_X_y=True)
+    X = X[:500] / 16.0
+    y = y[:500]
+    kwargs = dict(hidden_layer_sizes=(20,), random_state=0, batch_size=100)
+    reference = BackpropClassifier(max_iter=2, **kwargs).fit(X, y)
+    before = _blas_threads()
+
+    calls = {"n": 0}
+    real_half = TwoHalves._half
+
+    def interrupted(self, i, *args):
+        if i == 0:  # Ctrl-C arrives in the main thread, mid-epoch 3
+            calls["n"] += 1
+            if calls["n"] == 2 * 5 + 3:
+                raise KeyboardInterrupt
+        return real_half(self, i, *args)
+
+    monkeypatch.setattr(TwoHalves, "_half", interrupted)
+    clf = BackpropClassifier(max_iter=50, **kwargs)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2
+    for W, W_ref in zip(clf.coefs_, reference.coefs_, strict=True):
+        np.testing.assert_array_equal(W, W_ref)
+    assert _blas_threads() == before
