@@ -176,6 +176,17 @@ class TwoHalves:
         )
         return self._total_loss(halves, alpha, total), self.net.grad, self.twin.grad
 
+    def forward(self, X):
+        """The network's output for X, half the rows on each thread (BLAS is
+        single-threaded during the fit: the validation set's pass needs both)."""
+        n = X.shape[0]
+        if n < 2 * MIN_HALF_ROWS:
+            return self.net.forward(X)
+        parts = _pool_map(
+            lambda i: self.net.forward(X[: n // 2] if i == 0 else X[n // 2 :]), (0, 1)
+        )
+        return np.concatenate(parts)
+
     def step(self, optimizer, X, Y, sample_weight, alpha, masks=None):
         """One optimizer step on the minibatch; returns its loss.
 

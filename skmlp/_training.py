@@ -225,7 +225,7 @@ def resolve_batch_size(est, n_samples):
     return int(np.clip(est.batch_size, 1, n_samples))
 
 
-def record_validation(est, net, validation, penalty_weight):
+def record_validation(est, net, validation, penalty_weight, halves=None):
     """Score the current weights on the validation set and record the epoch.
 
     Appends to ``validation_scores_`` (accuracy or R^2) and to
@@ -235,7 +235,7 @@ def record_validation(est, net, validation, penalty_weight):
     ``loss_curve_``.
     """
     X_val, Y_val, sw_val = validation
-    out = net.forward(X_val)
+    out = net.forward(X_val) if halves is None else halves.forward(X_val)
     score = est._score_outputs(out, Y_val, sw_val)
     w, _ = net._normalized_weights(sw_val, X_val.shape[0])
     loss = output_layer(net.output).loss(Y_val, out, w)
@@ -248,7 +248,7 @@ def record_validation(est, net, validation, penalty_weight):
     return score, improved
 
 
-def update_stopping_state(est, net, validation, penalty_weight):
+def update_stopping_state(est, net, validation, penalty_weight, halves=None):
     """Track the best loss or validation score and count epochs without progress.
 
     Mirrors scikit-learn: an epoch improves when it beats the best by more than
@@ -258,7 +258,9 @@ def update_stopping_state(est, net, validation, penalty_weight):
     """
     if validation is not None:
         best_before = est.best_validation_score_
-        score, improved = record_validation(est, net, validation, penalty_weight)
+        score, improved = record_validation(
+            est, net, validation, penalty_weight, halves
+        )
         if est.early_stopping:
             if score < best_before + est.tol:
                 est._no_improvement_count += 1
@@ -488,7 +490,7 @@ def _run_epochs(est, fit):
         est.loss_ = loss
         est.t_ += batches.X.shape[0]
         est.loss_curve_.append(loss)
-        update_stopping_state(est, net, validation, fit.penalty_weight)
+        update_stopping_state(est, net, validation, fit.penalty_weight, fit.halves)
         if est.verbose:
             print(_epoch_report(est, validation, time.perf_counter() - started))
         if epoch is not None and hooks.end(est, epoch):

@@ -115,11 +115,19 @@ def split_small_networks(monkeypatch):
 
 
 @two_cores
-def test_split_training_follows_scikit_learn(split_small_networks):
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_split_training_follows_scikit_learn(split_small_networks, early_stopping):
     X, y = load_digits(return_X_y=True)
     X = X[:600] / 16.0
     y = y[:600]
-    params = dict(hidden_layer_sizes=(32,), batch_size=100, max_iter=4, random_state=3)
+    params = dict(
+        hidden_layer_sizes=(32,),
+        batch_size=100,
+        max_iter=4,
+        random_state=3,
+        early_stopping=early_stopping,
+        validation_fraction=0.2,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ours = BackpropClassifier(**params).fit(X, y)
@@ -133,6 +141,8 @@ def test_split_training_follows_scikit_learn(split_small_networks):
     for a, b in zip(ours_all, theirs_all, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    if early_stopping:  # scored on the validation set, two halves at a time
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
 
 
 @two_cores
@@ -288,3 +298,12 @@ def test_ctrl_c_in_a_split_fit_keeps_the_last_epoch_and_restores_blas(
     for W, W_ref in zip(clf.coefs_, reference.coefs_, strict=True):
         np.testing.assert_array_equal(W, W_ref)
     assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("n_rows", [5, 64, 301])
+def test_split_forward_equals_the_network_forward(n_rows, rng):
+    sizes = [6, 9, 3]
+    net = MLP(sizes, "relu", "softmax", rng.normal(size=n_parameters(sizes)))
+    X = rng.normal(size=(n_rows, 6))
+    halves = TwoHalves(net, batch_size=64)
+    np.testing.assert_allclose(halves.forward(X), net.forward(X), rtol=1e-14)
