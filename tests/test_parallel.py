@@ -115,8 +115,12 @@ def split_small_networks(monkeypatch):
 
 
 @two_cores
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_split_training_follows_scikit_learn(split_small_networks, early_stopping):
+@pytest.mark.parametrize(
+    "solver, early_stopping", [("adam", False), ("adam", True), ("sgd", False)]
+)
+def test_split_training_follows_scikit_learn(
+    split_small_networks, solver, early_stopping
+):
     X, y = load_digits(return_X_y=True)
     X = X[:600] / 16.0
     y = y[:600]
@@ -127,6 +131,8 @@ def test_split_training_follows_scikit_learn(split_small_networks, early_stoppin
         random_state=3,
         early_stopping=early_stopping,
         validation_fraction=0.2,
+        solver=solver,
+        learning_rate_init=0.05 if solver == "sgd" else 0.001,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
