@@ -7,7 +7,8 @@ skops-saved model holds no optimizer object. The learning-rate schedules are
 here too; deciding *when* to stop is the training loop's job.
 
 Speed: an update is a handful of elementwise passes over the parameters, run
-chunk by chunk and, for large networks, on two threads (see ``_chunks.py``).
+chunk by chunk and, for large networks, on two threads (see ``_chunks.py``
+and ``_parallel.py``).
 ``step`` can also add the L2 penalty's gradient to the weights' part of the
 gradient in that same pass (``l2``), which saves a full pass over the weights.
 """
