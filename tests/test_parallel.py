@@ -33,7 +33,7 @@ def _blas_threads():
     return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
 
 
-@pytest.mark.parametrize("output", ["softmax", "logistic", "identity"])
+@pytest.mark.parametrize("output", ["softmax", "logistic", "identity", "exp"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("n_rows", [1, 2, 37, 64])
