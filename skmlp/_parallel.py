@@ -61,14 +61,15 @@ def _blas_libraries():
     """
     global _blas
     if _blas is None:
-        _blas = ThreadpoolController().select(user_api="blas")
+        try:
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # an unusual platform: then skmlp keeps one thread
+            _blas = []
     return _blas
 
 
 def _current_blas_threads():
-    return max(
-        (lib.num_threads for lib in _blas_libraries().lib_controllers), default=1
-    )
+    return max((lib.num_threads for lib in _blas_libraries()), default=1)
 
 
 def _blas_threads():
@@ -101,7 +102,9 @@ def single_threaded_blas():
     with _limit_lock:
         if _limit_users == 0:
             _original_threads = _current_blas_threads()
-            _limiter = _blas_libraries().limit(limits=1)
+            _limiter = [(lib, lib.num_threads) for lib in _blas_libraries()]
+            for lib, _ in _limiter:
+                lib.set_num_threads(1)
         _limit_users += 1
     try:
         yield
@@ -109,7 +112,8 @@ def single_threaded_blas():
         with _limit_lock:
             _limit_users -= 1
             if _limit_users == 0:
-                _limiter.restore_original_limits()
+                for lib, threads in _limiter:
+                    lib.set_num_threads(threads)
                 _limiter = None
 
 
