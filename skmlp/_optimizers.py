@@ -203,6 +203,9 @@ class Adam(_Optimizer):
     """
 
     def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon, n_weights=0):
+        if "m" in state:  # a model saved before the running sums: convert
+            state["m_sum"] = state.pop("m") / (1 - beta_1)
+            state["v_sum"] = state.pop("v") / (1 - beta_2)
         self.state = state
         self.n_weights = n_weights
         self.learning_rate_init = learning_rate_init

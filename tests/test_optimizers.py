@@ -146,3 +146,27 @@ def test_fused_penalty_step_equals_step_on_the_full_gradient(solver, size, rng):
     make().step(fused, grad.copy(), l2=0.3)
     make().step(plain, full_grad)
     assert_allclose(fused, plain, rtol=1e-13, atol=1e-15)
+
+
+def test_adam_state_saved_with_averaged_moments_resumes_the_same(rng):
+    """Models saved before Adam kept running sums hold m and v; they resume
+    exactly as if they had been trained by the current code."""
+    params = rng.normal(size=20).astype(np.float32)
+    grads = [rng.normal(size=20).astype(np.float32) for _ in range(4)]
+    new = Adam(Adam.new_state(params, 0.01), 0.01, 0.9, 0.999, 1e-8)
+    for g in grads[:2]:
+        new.step(params, g)
+    s = new.state
+    old_state = {
+        "m": s["m_sum"] * (1 - 0.9),  # the averaged moments of the old layout
+        "v": s["v_sum"] * (1 - 0.999),
+        "t": s["t"],
+        "learning_rate": s["learning_rate"],
+    }
+    resumed_params = params.copy()
+    resumed = Adam(old_state, 0.01, 0.9, 0.999, 1e-8)
+    for g in grads[2:]:
+        new.step(params, g)
+        resumed.step(resumed_params, g)
+    assert resumed.state["m_sum"].dtype == np.float32
+    assert_allclose(resumed_params, params, rtol=1e-6)
