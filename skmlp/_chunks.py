@@ -1,11 +1,13 @@
-"""Elementwise work over long vectors: in cache-sized chunks, on two threads.
+"""Elementwise work over long vectors: in cache-sized chunks, on one or two threads.
 
 A numpy expression such as ``p -= lr * m / (np.sqrt(v) + eps)`` makes a full
-pass (and a full-size temporary) per operation, on one core, while the matmuls
-around it use every core. :func:`in_chunks` runs the same passes chunk by
-chunk, so each chunk stays in cache and the only temporary is one small
-scratch array, and can split long vectors between two threads (numpy
-releases the GIL inside ufuncs).
+pass (and a full-size temporary) per operation. :func:`in_chunks` and
+:func:`over_range` run the same passes chunk by chunk, so each chunk stays in
+cache and the only temporary is one small scratch array. In a split fit
+(``_parallel.py``) each of two threads takes one part of the vector
+(:func:`part_bounds`) in chunks of ``THREAD_CHUNK``; :func:`_pool_map` runs
+such work on the calling thread and a pool thread at once (numpy releases the
+GIL inside ufuncs).
 """
 
 import os
@@ -14,7 +16,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 CHUNK = 1 << 15  # elements per chunk: 128 KiB of float32, 256 KiB of float64
-THREAD_CHUNK = 1 << 18  # per chunk when two threads share the work
+# Per chunk when two threads share the work: every ufunc call hands the GIL
+# over, so fewer, larger calls scale better (2^15: 4.4 ms, 2^18: 3.0 ms per
+# Adam step of the wide benchmark network).
+THREAD_CHUNK = 1 << 18
 _N_THREADS = min(2, os.cpu_count() or 1)
 _pool = None
 
@@ -60,34 +65,14 @@ def over_range(update, arrays, start, stop, chunk=CHUNK):
         update(*(a[begin:end] for a in arrays), scratch[: end - begin])
 
 
-def n_parts_for(size, n_threads):
-    """How many threads share a vector of ``size`` elements (1 below 2 CHUNKs)."""
-    return min(n_threads, _N_THREADS) if size >= 2 * CHUNK else 1
-
-
-def in_chunks(update, arrays, n_threads=1):
+def in_chunks(update, arrays):
     """Apply ``update(*chunk_views, scratch)`` to every chunk of equal-size arrays.
 
     ``update`` sees matching slices of each array plus a scratch array of the
-    same size; it must only do elementwise work. With ``n_threads=2``, vectors
-    of at least ``2 * CHUNK`` elements are split in two halves, one per
-    thread, each walked in chunks of up to ``THREAD_CHUNK`` elements (larger
-    than ``CHUNK``: every ufunc call hands the GIL over, so fewer calls scale
-    better). Ask for threads only while BLAS is single-threaded (see
-    ``_parallel.py``): otherwise OpenBLAS's idle workers keep the other core
-    busy and a second thread gains nothing.
+    same size; it must only do elementwise work.
     """
     size = arrays[0].size
     if size <= CHUNK:  # one chunk: no bookkeeping (small networks, every step)
         update(*arrays, np.empty(size, dtype=arrays[0].dtype))
         return
-    n_parts = n_parts_for(size, n_threads)
-    if n_parts == 1:
-        over_range(update, arrays, 0, size)
-        return
-    _pool_map(
-        lambda part: over_range(
-            update, arrays, *part_bounds(size, part, n_parts), THREAD_CHUNK
-        ),
-        range(n_parts),
-    )
+    over_range(update, arrays, 0, size)

@@ -39,7 +39,7 @@ from sklearn.utils.validation import (
 )
 
 from ._activations import ACTIVATIONS
-from ._losses import huber
+from ._losses import clip_probabilities, huber
 from ._network import MLP, flatten, forward, n_parameters
 from ._training import EpochHooks, fit_lbfgs, fit_stochastic
 
@@ -53,7 +53,6 @@ except ImportError:  # pragma: no cover - older scikit-learn computes it each ti
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _FLOAT_DTYPES = (np.float64, np.float32)
-_EPS = {dtype: float(np.finfo(dtype).eps) for dtype in _FLOAT_DTYPES}
 
 
 def _hidden_sizes(hidden_layer_sizes):
@@ -898,9 +897,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             Probability of each class, ordered as in ``classes_``.
         """
         proba = self._forward(X)
-        eps = _EPS[proba.dtype.type]
-        np.maximum(proba, eps, out=proba)  # np.clip's wrapper costs more than both
-        np.minimum(proba, 1 - eps, out=proba)
+        clip_probabilities(proba, out=proba)
         if self.n_outputs_ == 1:
             return np.hstack([1 - proba, proba])
         return proba

@@ -7,8 +7,8 @@ skops-saved model holds no optimizer object. The learning-rate schedules are
 here too; deciding *when* to stop is the training loop's job.
 
 Speed: an update is a handful of elementwise passes over the parameters, run
-chunk by chunk and, for large networks, on two threads (see ``_chunks.py``
-and ``_parallel.py``).
+chunk by chunk (``_chunks.py``); in a split fit each of two threads applies it
+to its part of the vector (``apply(..., part=(i, 2))``, ``_parallel.py``).
 ``step`` can also add the L2 penalty's gradient to the weights' part of the
 gradient in that same pass (``l2``), which saves a full pass over the weights.
 """
@@ -17,26 +17,19 @@ import math
 
 import numpy as np
 
-from ._chunks import (
-    CHUNK,
-    THREAD_CHUNK,
-    _pool_map,
-    n_parts_for,
-    over_range,
-    part_bounds,
-)
+from ._chunks import CHUNK, THREAD_CHUNK, over_range, part_bounds
 from ._network import add_penalty_gradient
 
 
-def _update_in_chunks(update, params, grad, state, n_weights, l2, threads, other, part):
+def _update_in_chunks(update, params, grad, state, n_weights, l2, other, part):
     """Run ``update(p, g, *state, scratch)`` over the parameters, chunk by chunk.
 
     In the same pass, before the update: ``other`` (None, or the gradient of
     the other half of a split minibatch, see ``_parallel.py``) is added to
     ``grad``, and with l2 > 0 so is ``l2 * params`` to the weights' part of
     the gradient (the first ``n_weights`` entries). ``part`` is None for the
-    whole vector (on ``threads`` threads), or ``(i, n)``: only the i-th of n
-    equal parts, on the calling thread.
+    whole vector, or ``(i, n)``: only the i-th of n equal parts (one thread's
+    share of a split step).
     """
     extra = () if other is None else (other,)
     arrays = (params, grad, *extra, *state)
@@ -66,17 +59,10 @@ def _update_in_chunks(update, params, grad, state, n_weights, l2, threads, other
         over_range(chunk_update(True), arrays, start, cut, chunk)
         over_range(chunk_update(False), arrays, cut, stop, chunk)
 
-    if part is not None:
-        run_range(*part_bounds(size, *part), THREAD_CHUNK)
-        return
-    n_parts = n_parts_for(size, threads)
-    if n_parts == 1:
+    if part is None:
         run_range(0, size, CHUNK)
-        return
-    _pool_map(
-        lambda i: run_range(*part_bounds(size, i, n_parts), THREAD_CHUNK),
-        range(n_parts),
-    )
+    else:
+        run_range(*part_bounds(size, *part), THREAD_CHUNK)
 
 
 class _Optimizer:
@@ -86,8 +72,6 @@ class _Optimizer:
     elementwise update; ``apply`` runs it over the parameters, or over one
     part of them, so that two threads can share a step (``_parallel.py``).
     """
-
-    n_threads = 1  # 2 only while BLAS is single-threaded (_parallel.py)
 
     def step(self, params, grad, l2=0.0, other=None):
         """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
@@ -103,7 +87,6 @@ class _Optimizer:
             self._moments(),
             self.n_weights,
             l2,
-            self.n_threads,
             other,
             part,
         )

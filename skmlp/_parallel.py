@@ -191,18 +191,20 @@ class TwoHalves:
         )
         return np.concatenate(parts)
 
-    def step(self, optimizer, X, Y, sample_weight, alpha, masks=None):
+    def step(self, optimizer, X, Y, sample_weight, alpha, masks, total):
         """One optimizer step on the minibatch; returns its loss.
 
-        As in ``train_step``, no step is taken when the loss is not finite.
+        ``total`` is the minibatch's total sample weight (its row count when
+        unweighted), as ``train_step`` has it. As there, no step is taken when
+        the loss is not finite.
         """
-        n = X.shape[0]
-        total = n if sample_weight is None else float(sample_weight.sum())
         l2 = alpha / total
-        if n < 2:
-            loss, grad, other = self.loss_and_grad(X, Y, sample_weight, alpha, masks)
+        if X.shape[0] < 2:  # nothing to split: the core alone
+            loss, grad = self.net.loss_and_grad(
+                X, Y, sample_weight, alpha, self.workspaces[0], False, masks
+            )
             if math.isfinite(loss):
-                optimizer.step(self.net.params, grad, l2, other)
+                optimizer.step(self.net.params, grad, l2)
             return loss
 
         halves, plan = [None, None], {}

@@ -159,7 +159,8 @@ def train_step(
         if batch_weight <= 0:
             return 0.0, 0.0
     if halves is not None:
-        return halves.step(optimizer, X, Y, sample_weight, alpha, masks), batch_weight
+        loss = halves.step(optimizer, X, Y, sample_weight, alpha, masks, batch_weight)
+        return loss, batch_weight
     # The optimizer adds the penalty's gradient in its own pass over the weights.
     loss, grad = net.loss_and_grad(
         X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
@@ -412,7 +413,6 @@ def fit_stochastic(
     halves = None
     if worth_splitting(net.layer_sizes, train[0], batch_size):
         halves = TwoHalves(net, batch_size)
-        optimizer.n_threads = 2
     batches = Minibatches(
         net, *train, batch_size, est.shuffle, dropout, rng, workspace=halves is None
     )

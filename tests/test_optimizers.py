@@ -88,15 +88,14 @@ def test_optimizer_state_is_plain_data():
         assert all(isinstance(v, (np.ndarray, int, float)) for v in state.values())
 
 
-@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("in_parts", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "nesterov"])
-def test_chunked_threaded_update_equals_the_plain_formula(
-    solver, dtype, n_threads, rng
-):
-    """Large vectors are updated chunk by chunk on two threads; the result must
-    be the one-line numpy formula's, in the parameters' dtype."""
-    from skmlp._chunks import CHUNK
+def test_chunked_threaded_update_equals_the_plain_formula(solver, dtype, in_parts, rng):
+    """Large vectors are updated chunk by chunk, whole or as two parts on two
+    threads (a split step); the result must be the one-line numpy formula's,
+    in the parameters' dtype."""
+    from skmlp._chunks import CHUNK, _pool_map
 
     size = 5 * CHUNK + 123  # several chunks per thread and a ragged end
     params = rng.normal(size=size).astype(dtype)
@@ -117,9 +116,14 @@ def test_chunked_threaded_update_equals_the_plain_formula(
         for g in grads:
             vel = 0.9 * vel - 0.1 * g
             expected = expected + (0.9 * vel - 0.1 * g if nesterov else vel)
-    opt.n_threads = n_threads
     for g in grads:
-        opt.step(params, g)
+        if in_parts:
+            update = opt.prepare()
+            _pool_map(
+                lambda i, u=update, g=g: opt.apply(u, params, g, part=(i, 2)), (0, 1)
+            )
+        else:
+            opt.step(params, g)
     assert params.dtype == dtype
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     assert_allclose(params, expected, rtol=tolerance, atol=tolerance)

@@ -17,7 +17,7 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from skmlp import BackpropClassifier, BackpropRegressor, _parallel
-from skmlp._chunks import CHUNK, in_chunks
+from skmlp._chunks import CHUNK, _pool_map, over_range, part_bounds
 from skmlp._network import MLP, n_parameters
 from skmlp._optimizers import SGD, Adam
 from skmlp._parallel import TwoHalves, single_threaded_blas, worth_splitting
@@ -58,9 +58,13 @@ def test_two_halves_add_up_to_the_whole_minibatch(
     np.testing.assert_allclose(total, ref_grad, rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("n_threads", [1, 2])
+def _on_two_threads(apply):
+    """apply(part) for parts (0, 2) and (1, 2) at once, as a split step does."""
+    _pool_map(lambda i: apply((i, 2)), (0, 1))
+
+
 @pytest.mark.parametrize("size", [50, 3 * CHUNK + 7])
-def test_in_chunks_on_two_threads_equals_one_pass(n_threads, size, rng):
+def test_two_parts_on_two_threads_equal_one_pass(size, rng):
     a, b = rng.normal(size=size), rng.normal(size=size)
     expected = np.sqrt(np.abs(a)) * b + a
 
@@ -70,15 +74,17 @@ def test_in_chunks_on_two_threads_equals_one_pass(n_threads, size, rng):
         tmp *= y
         x += tmp
 
-    in_chunks(update, (a, b), n_threads)
+    _on_two_threads(
+        lambda part: over_range(update, (a, b), *part_bounds(size, *part), 1000)
+    )
     np.testing.assert_array_equal(a, expected)
 
 
 @pytest.mark.parametrize("Optimizer", [Adam, SGD])
 @pytest.mark.parametrize("size", [40, 3 * CHUNK + 11])
-@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("in_parts", [False, True])
 def test_a_step_on_two_gradients_equals_a_step_on_their_sum(
-    Optimizer, size, n_threads, rng
+    Optimizer, size, in_parts, rng
 ):
     n_weights = size - 5
     params = rng.normal(size=size)
@@ -92,9 +98,17 @@ def test_a_step_on_two_gradients_equals_a_step_on_their_sum(
 
     split, whole = params.copy(), params.copy()
     opt_split, opt_whole = make(split), make(whole)
-    opt_split.n_threads = n_threads
     for _ in range(3):
-        opt_split.step(split, g.copy(), l2=0.01, other=other)
+        grad = g.copy()
+        if in_parts:  # each thread its half of the vector, as in a split step
+            update = opt_split.prepare()
+            _on_two_threads(
+                lambda part, u=update, gr=grad: opt_split.apply(
+                    u, split, gr, 0.01, other, part
+                )
+            )
+        else:
+            opt_split.step(split, grad, l2=0.01, other=other)
         opt_whole.step(whole, g + other, l2=0.01)
     np.testing.assert_allclose(split, whole, rtol=1e-13, atol=1e-15)
 
@@ -240,7 +254,7 @@ def test_an_error_in_either_half_is_raised_and_no_step_is_taken(failing, rng):
 
     (net if failing == 0 else halves.twin).loss_and_grad = fail
     with pytest.raises(RuntimeError, match=f"half {failing} failed"):
-        halves.step(opt, X, Y, None, 1e-3)
+        halves.step(opt, X, Y, None, 1e-3, None, 64)
     np.testing.assert_array_equal(net.params, before)
     assert opt.state["t"] == 0
 
@@ -252,7 +266,7 @@ def test_a_split_step_with_a_non_finite_loss_is_skipped(rng):
     X[40, 0] = np.nan  # in the second half only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        loss = halves.step(opt, X, Y, None, 1e-3)
+        loss = halves.step(opt, X, Y, None, 1e-3, None, 64)
     assert not np.isfinite(loss)
     np.testing.assert_array_equal(net.params, before)
     assert opt.state["t"] == 0
@@ -266,7 +280,7 @@ def test_a_split_step_equals_a_step_on_the_whole_minibatch(rng):
     )
     for _ in range(3):
         X, Y = rng.normal(size=(64, 4)), np.eye(3)[rng.randint(3, size=64)]
-        loss = halves.step(opt, X, Y, None, 1e-2)
+        loss = halves.step(opt, X, Y, None, 1e-2, None, 64)
         ref_loss, grad = twin_net.loss_and_grad(
             X, Y, None, 1e-2, penalty_gradient=False
         )
