@@ -14,7 +14,9 @@ unpickling, or when a user assigned new arrays), so they are the one source of
 truth.
 """
 
+import copy
 import math
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -40,8 +42,8 @@ from sklearn.utils.validation import (
 
 from ._activations import ACTIVATIONS
 from ._losses import clip_probabilities, huber
-from ._network import MLP, flatten, forward, n_parameters
-from ._training import EpochHooks, fit_lbfgs, fit_stochastic
+from ._network import MLP, flatten, forward, unflatten
+from ._training import EpochHooks, TrainingState, fit_lbfgs, fit_stochastic
 
 try:  # scikit-learn >= 1.6: caches np.unique(y) on the array for its checks
     from sklearn.utils._unique import attach_unique as _attach_unique
@@ -88,19 +90,30 @@ def _glorot_uniform(fan_in, fan_out, activation, rng, dtype):
 def _balanced(index, sample_weight):
     """Per-sample 'balanced' class weights from weighted class counts.
 
-    Only samples with positive weight count, so that zero weights act like
-    removed rows and integer weights like repeated rows.
+    A class c present with total sample weight s_c weighs
+    ``sum(s) / (n_present_classes * s_c)``: scikit-learn's 'balanced'
+    (``compute_class_weight``, with ``sample_weight`` from 1.7 on), computed
+    here so that it works with every supported scikit-learn. Only samples
+    with positive weight count, so that zero weights act like removed rows and
+    integer weights like repeated rows.
     """
-    keep = slice(None) if sample_weight is None else sample_weight > 0
-    present = np.unique(index[keep])
-    per_class = np.zeros(index.max() + 1)
-    per_class[present] = compute_class_weight(
-        "balanced",
-        classes=present,
-        y=index[keep],
-        sample_weight=None if sample_weight is None else sample_weight[keep],
-    )
+    weights = np.ones(index.shape[0]) if sample_weight is None else sample_weight
+    totals = np.bincount(index, weights=np.where(weights > 0, weights, 0.0))
+    present = totals > 0
+    per_class = np.zeros_like(totals)
+    per_class[present] = totals.sum() / (present.sum() * totals[present])
     return per_class[index]
+
+
+def _check_classes(classes):
+    """partial_fit's ``classes``: a ValueError for NaN or infinite labels, which
+    could never match a target (and which numpy would warn about)."""
+    values = np.asarray(classes)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        raise ValueError(
+            f"classes holds NaN or infinite values ({values!r}); pass the finite "
+            "labels that y can contain."
+        )
 
 
 def _store_init_params(estimator, init_locals):
@@ -164,42 +177,58 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
     # ---- fitting -----------------------------------------------------------
 
     def _fit(self, X, y, sample_weight, incremental, validation=(None, None, None)):
+        """One fit or partial_fit call, as a transaction.
+
+        Training works on a TrainingState of its own (a copy of the fitted
+        state, or a fresh one), which is committed to the estimator only when
+        the call succeeds: if anything raises, every attribute is as before
+        the call (see :meth:`_rollback_on_error`).
+        """
         # numpy's floating-point warnings are silenced throughout, validation
         # included (scikit-learn's finiteness check can warn before it raises);
         # non-finite values are checked for explicitly and reported as errors.
-        with np.errstate(
-            over="ignore", invalid="ignore", divide="ignore", under="ignore"
+        with (
+            self._rollback_on_error(),
+            np.errstate(
+                over="ignore", invalid="ignore", divide="ignore", under="ignore"
+            ),
         ):
             hidden = _hidden_sizes(self.hidden_layer_sizes)
-            dropout = self._dropout_rates(len(hidden))  # before any state changes
+            dropout = self._dropout_rates(len(hidden))
             first_pass = not hasattr(self, "coefs_") or (
                 not self.warm_start and not incremental
             )
             X_raw = X  # as the user passed it, for callbacks that score
-            # Validation sets n_features_in_, classes_, ... on a first pass; if
-            # any later check refuses the call, the fitted model stays whole.
-            fitted_state = self._validated_state()
-            try:
-                X, Y = self._validate_input(X, y, incremental, reset=first_pass)
-                sample_weight = self._validate_sample_weight(sample_weight, X)
-                sample_weight = self._with_class_weight(
-                    Y, sample_weight, incremental, X.dtype
-                )
-                Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
-                given = self._validation_set(validation, X.dtype)
-            except BaseException:
-                self._restore_validated_state(fitted_state)
-                raise
+            X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+            sample_weight = self._validate_sample_weight(sample_weight, X)
+            sample_weight = self._with_class_weight(
+                Y, sample_weight, incremental, X.dtype
+            )
+            Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
+            given = self._validation_set(validation, X.dtype)
             layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
             rng = check_random_state(self.random_state)
-            if first_pass:
-                self._initialize(layer_sizes, X.dtype, rng)
-            net = self._network(layer_sizes, X.dtype)
+            state = self._training_state(layer_sizes, X.dtype, rng, first_pass)
+            out_activation = self._output_activation()
+            net = MLP(
+                layer_sizes,
+                self.activation,
+                self._output_layer(out_activation),
+                state.params,
+            )
+
+            def snapshot():  # the model as it stands, for callbacks
+                attributes = self._fitted_attributes(state, layer_sizes)
+                return copy.deepcopy(attributes)
+
             context = None if incremental else self._callback_context(X_raw, y)
             if self.solver in _STOCHASTIC_SOLVERS:
-                hooks = None if context is None else EpochHooks(context, X_raw, y)
+                hooks = None
+                if context is not None:
+                    hooks = EpochHooks(context, X_raw, y, snapshot)
                 fit_stochastic(
                     self,
+                    state,
                     net,
                     X,
                     Y,
@@ -211,36 +240,126 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                     hooks,
                 )
             else:
-                fit_lbfgs(self, net, X, Y, sample_weight)
+                fit_lbfgs(self, state, net, X, Y, sample_weight)
+            if not np.isfinite(state.params).all():
+                raise ValueError(
+                    "Solver produced non-finite parameter weights. The input data "
+                    "may contain large values and need to be preprocessed."
+                )
             if context is not None:
                 context.call_on_fit_task_end(
-                    estimator=self, X=X_raw, y=y, reconstruction_attributes={}
+                    estimator=self, X=X_raw, y=y, reconstruction_attributes=snapshot
                 )
-        if not np.isfinite(net.params).all():
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
+            for name, value in self._fitted_attributes(state, layer_sizes).items():
+                setattr(self, name, value)  # the commit
         return self
 
-    # Attributes that input validation sets before training changes anything.
+    # Attributes that input validation may set before training (scikit-learn's
+    # validate_data, the label binarizer, partial_fit's first call).
     _VALIDATED = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
 
-    def _validated_state(self):
-        return {
-            name: getattr(self, name) for name in self._VALIDATED if hasattr(self, name)
+    @contextmanager
+    def _rollback_on_error(self):
+        """On any exception, put back the attributes that validation set.
+
+        Training itself never writes to the estimator before its commit, so
+        this is all a failed call needs to leave the estimator as it was
+        (a first call: with no fitted attributes).
+        """
+        saved = {
+            name: self.__dict__[name]
+            for name in self._VALIDATED
+            if name in self.__dict__
         }
+        try:
+            yield
+        except BaseException:
+            for name in self._VALIDATED:
+                if name in saved:
+                    setattr(self, name, saved[name])
+                else:
+                    self.__dict__.pop(name, None)
+            raise
 
-    def _restore_validated_state(self, state):
-        for name in self._VALIDATED:
-            if name in state:
-                setattr(self, name, state[name])
-            elif hasattr(self, name):
-                delattr(self, name)
+    def _training_state(self, layer_sizes, dtype, rng, first_pass):
+        """The TrainingState a call starts from: fresh (Glorot-initialised
+        weights, empty records) on a first pass, else a copy of the fitted
+        state, in the training dtype."""
+        if first_pass:
+            coefs, intercepts = [], []
+            for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
+                W, b = _glorot_uniform(fan_in, fan_out, self.activation, rng, dtype)
+                coefs.append(W)
+                intercepts.append(b)
+            state = TrainingState(flatten(coefs, intercepts, dtype=dtype))
+            if self.early_stopping:
+                state.best_loss = None
+            return state
+        shapes = [W.shape for W in self.coefs_]
+        expected = list(zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
+        if shapes != expected:
+            raise ValueError(
+                f"The fitted network has layers {shapes} but this data and "
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} need {expected}. "
+                "Use warm_start=False (or a fresh estimator) to change the "
+                "architecture or the number of outputs."
+            )
 
-    def _output_layer(self):
-        """The core's output layer: activation, loss and output delta."""
-        return self.out_activation_
+        def copied(value):
+            if isinstance(value, np.ndarray):
+                return value.astype(dtype)  # always a copy
+            return list(value) if isinstance(value, list) else value
+
+        optimizer = getattr(self, "_optimizer_state", None)
+        if optimizer is not None:
+            optimizer = {k: copied(v) for k, v in optimizer.items()}
+        best_params = getattr(self, "_best_params", None)
+        return TrainingState(
+            params=flatten(self.coefs_, self.intercepts_, dtype=dtype),
+            optimizer=optimizer,
+            n_iter=self.n_iter_,
+            t=getattr(self, "t_", 0),
+            loss=getattr(self, "loss_", None),
+            loss_curve=copied(getattr(self, "loss_curve_", [])),
+            best_loss=getattr(self, "best_loss_", np.inf),
+            no_improvement_count=getattr(self, "_no_improvement_count", 0),
+            validation_scores=copied(getattr(self, "validation_scores_", None)),
+            validation_loss_curve=copied(getattr(self, "validation_loss_curve_", None)),
+            best_validation_score=getattr(self, "best_validation_score_", None),
+            best_params=None if best_params is None else copied(best_params),
+        )
+
+    def _fitted_attributes(self, state, layer_sizes):
+        """The fitted attributes a TrainingState stands for (coefs_ and
+        intercepts_ are views into its flat parameter vector)."""
+        coefs, intercepts = unflatten(state.params, layer_sizes)
+        attributes = {
+            "coefs_": coefs,
+            "intercepts_": intercepts,
+            "n_outputs_": layer_sizes[-1],
+            "n_layers_": len(layer_sizes),
+            "out_activation_": self._output_activation(),
+            "n_iter_": state.n_iter,
+            "loss_": state.loss,
+            "loss_curve_": state.loss_curve,
+            "_optimizer_state": state.optimizer,
+            "_best_params": state.best_params,
+        }
+        if self.solver in _STOCHASTIC_SOLVERS:
+            attributes.update(
+                t_=state.t,
+                best_loss_=state.best_loss,
+                _no_improvement_count=state.no_improvement_count,
+                validation_scores_=state.validation_scores,
+                validation_loss_curve_=state.validation_loss_curve,
+                best_validation_score_=state.best_validation_score,
+            )
+        return attributes
+
+    def _output_layer(self, out_activation=None):
+        """The core's output layer: activation, loss and output delta (of the
+        fitted model, or of ``out_activation``)."""
+        return out_activation or self.out_activation_
 
     def _with_class_weight(self, Y, sample_weight, incremental, dtype):
         """Sample weights with class weights folded in (classifiers only)."""
@@ -287,70 +406,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 "weight."
             )
         return sample_weight.astype(X.dtype, copy=False)
-
-    def _initialize(self, layer_sizes, dtype, rng):
-        """Fresh fitted state: Glorot-initialised weights and empty records."""
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.n_outputs_ = layer_sizes[-1]
-        self.n_layers_ = len(layer_sizes)
-        self.out_activation_ = self._output_activation()
-        self.coefs_, self.intercepts_ = [], []
-        for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
-            W, b = _glorot_uniform(fan_in, fan_out, self.activation, rng, dtype)
-            self.coefs_.append(W)
-            self.intercepts_.append(b)
-        self._best_params = None
-        self._optimizer_state = None
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            self.best_loss_ = None if self.early_stopping else np.inf
-            # Validation records stay None until a fit has a validation set.
-            self.validation_scores_ = None
-            self.validation_loss_curve_ = None
-            self.best_validation_score_ = None
-
-    def _network(self, layer_sizes, dtype):
-        """The core network over one flat vector holding coefs_ and intercepts_.
-
-        Reuses the flat vector that coefs_/intercepts_ already view, if any;
-        otherwise packs them into a new one. Afterwards coefs_ and intercepts_
-        are views into the network's parameters.
-        """
-        shapes = [W.shape for W in self.coefs_]
-        expected = list(zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
-        if shapes != expected:
-            raise ValueError(
-                f"The fitted network has layers {shapes} but this data and "
-                f"hidden_layer_sizes={self.hidden_layer_sizes!r} need {expected}. "
-                "Use warm_start=False (or a fresh estimator) to change the "
-                "architecture or the number of outputs."
-            )
-        params = self._flat_params(layer_sizes, dtype)
-        net = MLP(layer_sizes, self.activation, self._output_layer(), params)
-        self.coefs_, self.intercepts_ = net.weights, net.biases
-        return net
-
-    def _flat_params(self, layer_sizes, dtype):
-        arrays = self.coefs_ + self.intercepts_
-        base = arrays[0].base
-        if (
-            isinstance(base, np.ndarray)
-            and base.ndim == 1
-            and base.dtype == dtype
-            and base.size == n_parameters(layer_sizes)
-            and all(a.base is base for a in arrays)
-        ):
-            return base
-        params = flatten(self.coefs_, self.intercepts_, dtype=dtype)
-        if getattr(self, "_best_params", None) is not None:
-            self._best_params = self._best_params.astype(dtype, copy=False)
-        state = getattr(self, "_optimizer_state", None) or {}
-        for key, value in state.items():
-            if isinstance(value, np.ndarray):
-                state[key] = value.astype(dtype, copy=False)
-        return params
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(
@@ -824,7 +879,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         What ``LabelBinarizer.inverse_transform`` returns, without its input
         validation: the most probable class, or every output above 0.5.
         """
-        if self.out_activation_ == "softmax":
+        # From the label binarizer, which is set before training starts.
+        if self._label_binarizer.y_type_ == "multiclass":
             return self.classes_[np.argmax(out, axis=1)]
         above = out > 0.5
         if self._label_binarizer.y_type_ == "multilabel-indicator":
@@ -853,22 +909,24 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         self : object
             The updated estimator.
         """
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-            if (
-                self._label_binarizer.y_type_ not in ("multilabel-indicator",)
-                and len(self._label_binarizer.classes_) < 2
-            ):
-                del self.classes_
-                raise ValueError(
-                    "classes must name at least 2 classes; got "
-                    f"{list(self._label_binarizer.classes_)}."
-                )
-        return self._fit(X, y, sample_weight, incremental=True)
+        with self._rollback_on_error():
+            if classes is not None and not hasattr(self, "classes_"):
+                _check_classes(classes)
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+                if (
+                    self._label_binarizer.y_type_ != "multilabel-indicator"
+                    and len(self._label_binarizer.classes_) < 2
+                ):
+                    raise ValueError(
+                        "classes must name at least 2 classes; got "
+                        f"{list(self._label_binarizer.classes_)}."
+                    )
+            return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Predict class labels for X.
@@ -1022,12 +1080,12 @@ n_outputs_
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"
 
-    def _output_layer(self):
+    def _output_layer(self, out_activation=None):
         if self.loss == "huber":
             return huber(self.huber_delta)
         if self.loss == "absolute_error":
             return "absolute_error"
-        return self.out_activation_
+        return out_activation or self.out_activation_
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

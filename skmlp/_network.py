@@ -237,22 +237,13 @@ class MLP:
             masks=masks,
         )
 
-    def _normalized_weights(self, sample_weight, n_samples, weight_total=None):
-        """(w, total): the rows' weights divided by the total (None: uniform).
-
-        The total is the weights' own sum (n_samples when None), unless the
-        rows are one part of a larger minibatch whose total is
-        ``weight_total``: then the parts' losses and gradients add up to the
-        minibatch's.
-        """
-        if weight_total is None:
-            if sample_weight is None:
-                return None, n_samples
-            weight_total = float(sample_weight.sum())
-        dtype = self.params.dtype
+    def _normalized_weights(self, sample_weight, n_samples):
+        """(w, total): the rows' weights divided by their sum (None: uniform),
+        and that sum (n_samples when unweighted)."""
         if sample_weight is None:
-            return np.full(n_samples, 1.0 / weight_total, dtype), weight_total
-        return (sample_weight / weight_total).astype(dtype), weight_total
+            return None, n_samples
+        total = float(sample_weight.sum())
+        return (sample_weight / total).astype(self.params.dtype), total
 
     def _penalty(self, alpha, weight_sum):
         """L2 term alpha / (2 sum s) * sum_k ||W_k||^2 (weights are params[:n_w])."""
@@ -274,7 +265,6 @@ class MLP:
         workspace=None,
         penalty_gradient=True,
         masks=None,
-        weight_total=None,
     ):
         """Training objective and its gradient at the current parameters.
 
@@ -302,13 +292,6 @@ class MLP:
             :func:`add_penalty_gradient`.
         masks : list of (ndarray or None), optional
             Dropout masks for the hidden layers (see :func:`forward`).
-        weight_total : float, optional
-            When X is one part of a larger minibatch: that minibatch's total
-            sample weight (its row count when unweighted). The weights are
-            divided by it instead of by their own sum, so the loss and gradient
-            are this part's share of the minibatch's, and the parts' results
-            add up to the whole (see ``_parallel.py``). Use it with alpha=0
-            and add the penalty once for the whole minibatch.
 
         Returns
         -------
@@ -318,7 +301,7 @@ class MLP:
             the next call: copy it to keep it.
         """
         n = X.shape[0]
-        w, weight_sum = self._normalized_weights(sample_weight, n, weight_total)
+        w, weight_sum = self._normalized_weights(sample_weight, n)
         if workspace is None:
             outputs, deltas, ones = None, None, np.ones(n, self.params.dtype)
         else:

@@ -7,88 +7,52 @@ skops-saved model holds no optimizer object. The learning-rate schedules are
 here too; deciding *when* to stop is the training loop's job.
 
 Speed: an update is a handful of elementwise passes over the parameters, run
-chunk by chunk (``_chunks.py``); in a split fit each of two threads applies it
-to its part of the vector (``apply(..., part=(i, 2))``, ``_parallel.py``).
-``step`` can also add the L2 penalty's gradient to the weights' part of the
-gradient in that same pass (``l2``), which saves a full pass over the weights.
+chunk by chunk (``_chunks.py``) so that each chunk stays in cache. ``step``
+can also add the L2 penalty's gradient to the weights' part of the gradient
+in that same pass (``l2``), which saves a full pass over the weights.
 """
 
 import math
 
 import numpy as np
 
-from ._chunks import CHUNK, THREAD_CHUNK, over_range, part_bounds
+from ._chunks import CHUNK, over_range
 from ._network import add_penalty_gradient
 
 
-def _update_in_chunks(update, params, grad, state, n_weights, l2, other, part):
-    """Run ``update(p, g, *state, scratch)`` over the parameters, chunk by chunk.
+def _update_in_chunks(update, params, grad, moments, n_weights, l2):
+    """Run ``update(p, g, *moments, scratch)`` over the parameters in chunks.
 
-    In the same pass, before the update: ``other`` (None, or the gradient of
-    the other half of a split minibatch, see ``_parallel.py``) is added to
-    ``grad``, and with l2 > 0 so is ``l2 * params`` to the weights' part of
-    the gradient (the first ``n_weights`` entries). ``part`` is None for the
-    whole vector, or ``(i, n)``: only the i-th of n equal parts (one thread's
-    share of a split step).
+    With l2 > 0, ``l2 * params`` is first added to the weights' part of the
+    gradient (the first ``n_weights`` entries), in the same pass.
     """
-    extra = () if other is None else (other,)
-    arrays = (params, grad, *extra, *state)
-    size = params.size
-    if part is None and size <= CHUNK:  # a small network: fewest numpy calls
-        scratch = np.empty(size, dtype=params.dtype)
-        if other is not None:
-            grad += other
+    if params.size <= CHUNK:  # a small network: the fewest numpy calls
+        scratch = np.empty(params.size, dtype=params.dtype)
         if l2:
             w = slice(0, n_weights)
             add_penalty_gradient(grad[w], params[w], l2, scratch[w])
-        update(params, grad, *state, scratch)
+        update(params, grad, *moments, scratch)
         return
+    arrays = (params, grad, *moments)
 
-    def chunk_update(penalty):
-        def run(p, g, *rest):
-            if extra:
-                g += rest[0]
-            if penalty:
-                add_penalty_gradient(g, p, l2, rest[-1])
-            update(p, g, *rest[len(extra) :])
+    def with_penalty(p, g, *rest):
+        add_penalty_gradient(g, p, l2, rest[-1])
+        update(p, g, *rest)
 
-        return run
-
-    def run_range(start, stop, chunk):
-        cut = min(max(n_weights, start), stop) if l2 else start  # penalty below
-        over_range(chunk_update(True), arrays, start, cut, chunk)
-        over_range(chunk_update(False), arrays, cut, stop, chunk)
-
-    if part is None:
-        run_range(0, size, CHUNK)
-    else:
-        run_range(*part_bounds(size, *part), THREAD_CHUNK)
+    cut = n_weights if l2 else 0  # the penalty applies below the cut only
+    over_range(with_penalty, arrays, 0, cut)
+    over_range(update, arrays, cut, params.size)
 
 
 class _Optimizer:
-    """What SGD and Adam share: a step is ``prepare`` then ``apply``.
+    """What SGD and Adam share: a step is ``prepare`` (advance the step count
+    and schedule, return the elementwise update) then the update's passes."""
 
-    ``prepare`` advances the step count and schedule and returns the
-    elementwise update; ``apply`` runs it over the parameters, or over one
-    part of them, so that two threads can share a step (``_parallel.py``).
-    """
-
-    def step(self, params, grad, l2=0.0, other=None):
-        """Update params in place; l2 > 0 first adds l2 * W to the weights' grad
-        (and ``other``, if given, is added to the gradient)."""
-        self.apply(self.prepare(), params, grad, l2, other)
-
-    def apply(self, update, params, grad, l2=0.0, other=None, part=None):
-        """Run ``update`` (from :meth:`prepare`) over params, or part (i, n)."""
+    def step(self, params, grad, l2=0.0):
+        """Update params in place; l2 > 0 first adds l2 * W to the weights'
+        gradient (``grad`` is used as scratch and overwritten)."""
         _update_in_chunks(
-            update,
-            params,
-            grad,
-            self._moments(),
-            self.n_weights,
-            l2,
-            other,
-            part,
+            self.prepare(), params, grad, self._moments(), self.n_weights, l2
         )
 
 
@@ -173,22 +137,25 @@ class Adam(_Optimizer):
         m = b1 m + (1 - b1) g        v = b2 v + (1 - b2) g^2
         p -= lr_t m / (sqrt(v) + eps),   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
 
-    is computed from the moments without their (1 - b) factors, the running
-    sums ``m_sum = m / (1 - b1)`` and ``v_sum = v / (1 - b2)``: each then
-    takes one pass fewer over the parameters, and the same update reads::
+    The first moment is kept as the running sum ``m_sum = m / (1 - b1)``,
+    which takes one pass fewer per step (``m_sum = b1 m_sum + g``); the
+    update then reads ``p -= c_t m_sum / (sqrt(v) + eps)`` with
+    ``c_t = lr_t (1 - b1)``. The second moment stays the textbook average:
+    a running sum ``v / (1 - b2)`` would be 1000 times larger and overflow
+    float32 at gradients near 1e17 instead of near 1e19, where ``g^2``
+    itself overflows. (``m_sum`` is only 10 times ``m``: it cannot overflow
+    before ``g^2`` does.)
 
-        p -= c_t m_sum / (sqrt(v_sum) + eps'),
-        c_t = lr_t (1 - b1) / sqrt(1 - b2),   eps' = eps / sqrt(1 - b2)
-
-    ``state`` holds ``m_sum`` and ``v_sum`` (like params), the step count
-    ``t`` and ``learning_rate``, the bias-corrected step size lr_t of the
-    last step.
+    ``state`` holds ``m_sum`` and ``v`` (like params), the step count ``t``
+    and ``learning_rate``, the bias-corrected step size lr_t of the last step.
     """
 
     def __init__(self, state, learning_rate_init, beta_1, beta_2, epsilon, n_weights=0):
-        if "m" in state:  # a model saved before the running sums: convert
+        # Models saved by earlier versions: convert their moments.
+        if "m" in state:  # textbook averages m and v
             state["m_sum"] = state.pop("m") / (1 - beta_1)
-            state["v_sum"] = state.pop("v") / (1 - beta_2)
+        if "v_sum" in state:  # running sum v / (1 - b2)
+            state["v"] = state.pop("v_sum") * (1 - beta_2)
         self.state = state
         self.n_weights = n_weights
         self.learning_rate_init = learning_rate_init
@@ -198,13 +165,13 @@ class Adam(_Optimizer):
     def new_state(params, learning_rate_init):
         return {
             "m_sum": np.zeros_like(params),
-            "v_sum": np.zeros_like(params),
+            "v": np.zeros_like(params),
             "t": 0,
             "learning_rate": float(learning_rate_init),
         }
 
     def _moments(self):
-        return (self.state["m_sum"], self.state["v_sum"])
+        return (self.state["m_sum"], self.state["v"])
 
     def prepare(self):
         s, b1, b2 = self.state, self.beta_1, self.beta_2
@@ -212,27 +179,27 @@ class Adam(_Optimizer):
         # Step sizes as Python floats (an np.float64 would promote float32).
         lr = self.learning_rate_init * math.sqrt(1 - b2 ** s["t"]) / (1 - b1 ** s["t"])
         s["learning_rate"] = lr
-        c = lr * (1 - b1) / math.sqrt(1 - b2)
-        eps = self.epsilon / math.sqrt(1 - b2)
+        c, eps, one_minus_b2 = lr * (1 - b1), self.epsilon, 1 - b2
 
-        def update(p, g, m_sum, v_sum, tmp):
+        def update(p, g, m_sum, v, tmp):
             m_sum *= b1
             m_sum += g  # m_sum = b1 m_sum + g
             np.multiply(g, g, out=tmp)
-            v_sum *= b2
-            v_sum += tmp  # v_sum = b2 v_sum + g^2
-            np.sqrt(v_sum, out=tmp)
+            tmp *= one_minus_b2
+            v *= b2
+            v += tmp  # v = b2 v + (1 - b2) g^2
+            np.sqrt(v, out=tmp)
             tmp += eps
             np.divide(m_sum, tmp, out=tmp)
             tmp *= c
-            p -= tmp  # p -= c m_sum / (sqrt(v_sum) + eps'): lr_t m / (sqrt(v) + eps)
+            p -= tmp  # p -= c m_sum / (sqrt(v) + eps): lr_t m / (sqrt(v) + eps)
 
         return update
 
     def reset_moments(self):
         """Forget both moments and restart the bias correction."""
         self.state["m_sum"].fill(0)
-        self.state["v_sum"].fill(0)
+        self.state["v"].fill(0)
         self.state["t"] = 0
 
     def end_epoch(self, n_samples_seen):

@@ -1,32 +1,34 @@
 """Training loops: minibatch epochs for SGD/Adam, and the L-BFGS driver.
 
-The loops ask the core (:class:`skmlp._network.MLP`) for ``loss, grad``, let an
-optimizer update the flat parameter vector, and record the epoch on the
-estimator (``loss_curve_``, ``validation_scores_``, ...), with the meaning
-scikit-learn's MLP gives those attributes.
+A fit works on a :class:`TrainingState` of its own: a copy of everything
+training changes (the flat parameters, the optimizer's state, the curves and
+counters). The loops ask the core (:class:`skmlp._network.MLP`) for
+``loss, grad``, let an optimizer update the state's parameters, and record
+each epoch in the state. The estimator builds the state before the call and
+commits it when the call succeeds, so a call that raises leaves the estimator
+exactly as it was. Nothing here writes to the estimator; it only reads its
+hyperparameters.
 
 The call chain of a stochastic fit reads top-down::
 
     fit_stochastic -> _run_epochs -> run_epoch -> train_step
                                   -> update_stopping_state, _on_plateau
-                                  -> _handle_divergence
-                   -> _handle_rise (when the fit ended worse than it began)
+                   -> _settle (which weights the fit keeps: early stopping's
+                      best, or after a divergence the lowest-loss epoch's)
 """
 
 import math
 import time
 import warnings
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from ._network import Workspace, output_layer
+from ._network import MLP, Workspace, output_layer
 from ._optimizers import make_optimizer, new_optimizer_state
-from ._parallel import TwoHalves, single_threaded_blas, worth_splitting
 
 _TOO_LARGE = (
     # scikit-learn's wording first, so code matching on it keeps working.
@@ -36,6 +38,52 @@ _TOO_LARGE = (
     "StandardScaler, and for regression the targets too.)"
 )
 
+# A fit whose last epoch's loss is more than this many times its first
+# epoch's (or its starting weights') has exploded while staying finite;
+# below it, a rise is noise.
+EXPLOSION_FACTOR = 10.0
+
+
+@dataclass
+class TrainingState:
+    """Everything a fit call changes, apart from the estimator until it succeeds.
+
+    ``params`` is the flat parameter vector (weights, then biases) that the
+    network views; ``optimizer`` the optimizer's state dict (None before the
+    first stochastic step). The rest are the fitted attributes of the same
+    names, with a trailing underscore on the estimator.
+    """
+
+    params: np.ndarray
+    optimizer: dict | None = None
+    n_iter: int = 0
+    t: int = 0
+    loss: float | None = None
+    loss_curve: list = field(default_factory=list)
+    best_loss: float | None = np.inf
+    no_improvement_count: int = 0
+    validation_scores: list | None = None
+    validation_loss_curve: list | None = None
+    best_validation_score: float | None = None
+    best_params: np.ndarray | None = None  # early stopping's best, so far
+
+
+def copy_optimizer_state(state):
+    """A copy of an optimizer state dict whose arrays are not shared."""
+    if state is None:
+        return None
+    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()}
+
+
+def restore_optimizer_state(state, saved):
+    """Write ``saved`` (from :func:`copy_optimizer_state`) back into ``state``,
+    in place: an optimizer object holds ``state`` itself."""
+    for key, value in saved.items():
+        if isinstance(value, np.ndarray):
+            state[key][...] = value
+        else:
+            state[key] = value
+
 
 class Minibatches:
     """The training data, served in minibatches through reused buffers.
@@ -44,30 +92,18 @@ class Minibatches:
     preallocated arrays every step (``take(..., out=)``), so an epoch
     allocates nothing per step and never copies X as a whole; without
     shuffling, minibatches are views. ``workspace`` holds the network's
-    scratch arrays for one minibatch (None when ``workspace=False``: the two
-    threads of ``_parallel.TwoHalves`` bring their own).
+    scratch arrays for one minibatch.
     """
 
     def __init__(
-        self,
-        net,
-        X,
-        Y,
-        sample_weight,
-        batch_size,
-        shuffle,
-        dropout=None,
-        rng=None,
-        workspace=True,
+        self, net, X, Y, sample_weight, batch_size, shuffle, dropout=None, rng=None
     ):
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.batch_size, self.shuffle = batch_size, shuffle
         self.dropout, self.rng = dropout, rng  # rates per hidden layer, or None
         self._hidden_widths = net.layer_sizes[1:-1]
         self._dtype = net.params.dtype  # the training dtype, for the masks
-        self.workspace = None  # not needed when two threads bring their own
-        if workspace:
-            self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
+        self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
         dense = isinstance(X, np.ndarray)
         self._X_buffer = np.empty((batch_size, X.shape[1]), X.dtype) if dense else None
         self._Y_buffer = np.empty((batch_size, Y.shape[1]), Y.dtype)
@@ -117,11 +153,13 @@ class EpochHooks:
     """Tells scikit-learn callbacks (``sklearn.callback``) about every epoch.
 
     ``context`` is the fit's root callback context; ``X`` and ``y`` are the
-    data as the user passed them (what a ScoringMonitor scores on).
+    data as the user passed them (what a ScoringMonitor scores on);
+    ``snapshot()`` returns the fitted attributes of the model as it stands
+    (copies), from which the callbacks' ``fitted_estimator`` is built.
     """
 
-    def __init__(self, context, X, y):
-        self.context, self.X, self.y = context, X, y
+    def __init__(self, context, X, y, snapshot):
+        self.context, self.X, self.y, self.snapshot = context, X, y, snapshot
 
     def begin(self, est):
         epoch = self.context.subcontext(task_name="epoch")
@@ -134,23 +172,16 @@ class EpochHooks:
             estimator=est,
             X=self.X,
             y=self.y,
-            reconstruction_attributes=lambda: {  # a snapshot, built on demand
-                "coefs_": [W.copy() for W in est.coefs_],
-                "intercepts_": [b.copy() for b in est.intercepts_],
-                "n_iter_": est.n_iter_,
-            },
+            reconstruction_attributes=self.snapshot,  # built on demand
         )
 
 
-def train_step(
-    net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None, halves=None
-):
+def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None):
     """One optimizer step on one minibatch; returns (loss, weight of the batch).
 
     A minibatch whose sample weights are all zero carries no information: it
     is skipped (no step) and reported with weight 0. So is the step of a
-    minibatch whose loss is not finite (the caller stops the epoch). With
-    ``halves`` (a ``_parallel.TwoHalves``), two threads share the step.
+    minibatch whose loss is not finite (the caller stops the epoch).
     """
     if sample_weight is None:
         batch_weight = X.shape[0]
@@ -158,9 +189,6 @@ def train_step(
         batch_weight = float(sample_weight.sum())
         if batch_weight <= 0:
             return 0.0, 0.0
-    if halves is not None:
-        loss = halves.step(optimizer, X, Y, sample_weight, alpha, masks, batch_weight)
-        return loss, batch_weight
     # The optimizer adds the penalty's gradient in its own pass over the weights.
     loss, grad = net.loss_and_grad(
         X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
@@ -170,7 +198,7 @@ def train_step(
     return loss, batch_weight
 
 
-def run_epoch(est, net, optimizer, batches, order, first, halves=None):
+def run_epoch(est, net, optimizer, batches, order, first):
     """One pass over the data in minibatches; returns the mean training loss.
 
     With shuffling, the rows are visited in the order ``order`` (a permutation
@@ -184,7 +212,7 @@ def run_epoch(est, net, optimizer, batches, order, first, halves=None):
     total_loss = total_weight = 0.0
     for X, Y, sw, masks in batches.epoch(order):
         loss, weight = train_step(
-            net, optimizer, X, Y, sw, est.alpha, batches.workspace, masks, halves
+            net, optimizer, X, Y, sw, est.alpha, batches.workspace, masks
         )
         if not math.isfinite(loss):
             if first:
@@ -201,9 +229,18 @@ def split_validation(est, X, Y, sample_weight, rng):
     # Like scikit-learn: stratify single-output classification only.
     stratify = Y if est._stratify_split and Y.shape[1] == 1 else None
     arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
-    parts = train_test_split(
-        *arrays, random_state=rng, test_size=est.validation_fraction, stratify=stratify
-    )
+    try:
+        parts = train_test_split(
+            *arrays,
+            random_state=rng,
+            test_size=est.validation_fraction,
+            stratify=stratify,
+        )
+    except ValueError as error:  # e.g. fewer validation rows than classes
+        raise ValueError(
+            f"The validation set is too small ({error}). Increase "
+            "'validation_fraction' or the size of your dataset."
+        ) from error
     if sample_weight is None:
         parts += [None, None]
     X_train, X_val, Y_train, Y_val, sw_train, sw_val = parts
@@ -226,30 +263,37 @@ def resolve_batch_size(est, n_samples):
     return int(np.clip(est.batch_size, 1, n_samples))
 
 
-def record_validation(est, net, validation, penalty_weight, halves=None):
+def objective(net, data, alpha, penalty_weight):
+    """The training objective of the current weights on ``data`` = (X, Y, sw),
+    as an epoch's loss reports it: the weighted mean data loss plus the L2
+    penalty as one training minibatch carries it (``penalty_weight`` is a
+    minibatch's expected total weight). Returns (objective, network output)."""
+    X, Y, sw = data
+    out = net.forward(X)
+    w, _ = net._normalized_weights(sw, X.shape[0])
+    loss = output_layer(net.output).loss(Y, out, w)
+    return float(loss + net._penalty(alpha, penalty_weight)), out
+
+
+def record_validation(est, state, net, validation, penalty_weight):
     """Score the current weights on the validation set and record the epoch.
 
-    Appends to ``validation_scores_`` (accuracy or R^2) and to
-    ``validation_loss_curve_``: the data loss on the validation set plus the
-    L2 penalty as one training minibatch carries it (``penalty_weight`` is a
-    minibatch's expected total weight), so the curve compares with
-    ``loss_curve_``.
+    Appends to ``validation_scores`` (accuracy or R^2) and to
+    ``validation_loss_curve``, the objective on the validation set (see
+    :func:`objective`), which compares with ``loss_curve``.
     """
+    loss, out = objective(net, validation, est.alpha, penalty_weight)
     X_val, Y_val, sw_val = validation
-    out = net.forward(X_val) if halves is None else halves.forward(X_val)
     score = est._score_outputs(out, Y_val, sw_val)
-    w, _ = net._normalized_weights(sw_val, X_val.shape[0])
-    loss = output_layer(net.output).loss(Y_val, out, w)
-    loss += net._penalty(est.alpha, penalty_weight)
-    est.validation_scores_.append(score)
-    est.validation_loss_curve_.append(float(loss))
-    improved = score > est.best_validation_score_
+    state.validation_scores.append(score)
+    state.validation_loss_curve.append(loss)
+    improved = score > state.best_validation_score
     if improved:
-        est.best_validation_score_ = score
+        state.best_validation_score = score
     return score, improved
 
 
-def update_stopping_state(est, net, validation, penalty_weight, halves=None):
+def update_stopping_state(est, state, net, validation, penalty_weight):
     """Track the best loss or validation score and count epochs without progress.
 
     Mirrors scikit-learn: an epoch improves when it beats the best by more than
@@ -258,43 +302,41 @@ def update_stopping_state(est, net, validation, penalty_weight, halves=None):
     loss (a validation set, if given, is then only recorded).
     """
     if validation is not None:
-        best_before = est.best_validation_score_
-        score, improved = record_validation(
-            est, net, validation, penalty_weight, halves
-        )
+        best_before = state.best_validation_score
+        score, improved = record_validation(est, state, net, validation, penalty_weight)
         if est.early_stopping:
             if score < best_before + est.tol:
-                est._no_improvement_count += 1
+                state.no_improvement_count += 1
             else:
-                est._no_improvement_count = 0
+                state.no_improvement_count = 0
             if improved:
-                est._best_params = net.params.copy()
+                state.best_params = net.params.copy()
             return
-    if est.loss_ > est.best_loss_ - est.tol:
-        est._no_improvement_count += 1
+    if state.loss > state.best_loss - est.tol:
+        state.no_improvement_count += 1
     else:
-        est._no_improvement_count = 0
-    est.best_loss_ = min(est.best_loss_, est.loss_)
+        state.no_improvement_count = 0
+    state.best_loss = min(state.best_loss, state.loss)
 
 
-def _epoch_report(est, validation, seconds):
+def _epoch_report(est, state, validation, seconds):
     """One line for the epoch just recorded (verbose), read from the records."""
-    line = f"Iteration {est.n_iter_}, loss = {est.loss_curve_[-1]:.8f}"
+    line = f"Iteration {state.n_iter}, loss = {state.loss_curve[-1]:.8f}"
     if validation is not None:
         line += (
-            f", validation loss = {est.validation_loss_curve_[-1]:.8f}"
-            f", validation {est._score_name} = {est.validation_scores_[-1]:.4f}"
+            f", validation loss = {state.validation_loss_curve[-1]:.8f}"
+            f", validation {est._score_name} = {state.validation_scores[-1]:.4f}"
         )
     return line + f", {seconds:.2f} s"
 
 
-def _on_plateau(est, optimizer, early_stopping):
+def _on_plateau(est, state, optimizer):
     """No progress for n_iter_no_change epochs: stop, or lower the step size.
 
     Returns True to stop. Only SGD's 'adaptive' schedule continues, with the
     learning rate divided by 5.
     """
-    what = "Validation score" if early_stopping else "Training loss"
+    what = "Validation score" if est.early_stopping else "Training loss"
     stop = optimizer.on_plateau()
     if est.verbose:
         action = (
@@ -307,7 +349,7 @@ def _on_plateau(est, optimizer, early_stopping):
             f"{est.n_iter_no_change} consecutive epochs. {action}"
         )
     if not stop:
-        est._no_improvement_count = 0
+        state.no_improvement_count = 0
     return stop
 
 
@@ -316,69 +358,72 @@ def _diverged(loss, params):
     return not (math.isfinite(loss) and math.isfinite(np.add.reduce(params)))
 
 
-def _handle_divergence(est, net, optimizer, best_start, loss, validation):
-    """After a diverged epoch: record it, restore safe weights, and say so.
+class _Progress:
+    """What one fit call has seen, to restore weights when it must.
 
-    The weights restored are those at the start of the epoch with the lowest
-    training loss: finite, and known to give a finite loss (the weights at the
-    end of the last finite epoch can already be too large to predict with).
-    The optimizer's moments are cleared: they may hold the overflow.
+    At the start of every epoch it keeps a copy of the weights and of the
+    optimizer's state (Ctrl-C returns to both); it remembers the weights at
+    the start of the epoch with the lowest training loss (divergence returns
+    to them) and the first epoch's loss (to tell an explosion from noise).
     """
-    best_epoch, weights = best_start
-    net.params[...] = weights
-    optimizer.reset_moments()
-    est.loss_curve_.append(float(loss))
-    if validation is not None:
-        est.validation_scores_.append(float("nan"))
-        est.validation_loss_curve_.append(float("nan"))
-    what = (
-        f"the loss became {loss}"
-        if not math.isfinite(loss)
-        else ("the weights became non-finite")
-    )
-    warnings.warn(
-        f"Training diverged at epoch {est.n_iter_ + 1}: {what}. Training stopped "
-        f"and the weights from the start of epoch {best_epoch} (the lowest "
-        "training loss) were restored. Scale the inputs (e.g. StandardScaler) "
-        "or lower learning_rate_init.",
-        ConvergenceWarning,
-    )
+
+    def __init__(self, state):
+        self.state = state
+        self.epochs = 0  # completed in this call
+        self.start_params = self.first_params = state.params.copy()
+        self.start_optimizer = None
+        self.lowest = (1, self.first_params, np.inf)  # (epoch, weights, loss)
+        self.first_loss = None
+
+    def begin_epoch(self):
+        self.start_params = self.state.params.copy()
+        self.start_optimizer = copy_optimizer_state(self.state.optimizer)
+
+    def end_epoch(self, loss):
+        self.epochs += 1
+        if self.first_loss is None:
+            self.first_loss = loss
+        if loss < self.lowest[2]:
+            self.lowest = (self.state.n_iter, self.start_params, loss)
+
+    def back_to_epoch_start(self):
+        """Ctrl-C: the weights and optimizer state of the last complete epoch."""
+        self.state.params[...] = self.start_params
+        if self.start_optimizer is not None:
+            restore_optimizer_state(self.state.optimizer, self.start_optimizer)
+
+    def exploded(self, net, train, alpha, penalty_weight):
+        """The last epoch's loss exceeds EXPLOSION_FACTOR times the lower of
+        the first epoch's loss and the objective of the weights this call
+        started from (the first epoch may have exploded already)."""
+        if self.epochs < 2 or not self.state.loss > self.first_loss:
+            return False  # no rise at all: nothing more to compute
+        start = MLP(net.layer_sizes, net.activation, net.output, self.first_params)
+        start_loss, _ = objective(start, train, alpha, penalty_weight)
+        reference = min(self.first_loss, start_loss)  # start_loss may be inf
+        return self.state.loss > EXPLOSION_FACTOR * reference
 
 
 @dataclass
 class _Fit:
     """What one stochastic fit call works with, passed to the epoch loop."""
 
+    est: object  # read for hyperparameters only
+    state: TrainingState
     net: object
     optimizer: object
     batches: Minibatches
     validation: object  # (X_val, Y_val, sample_weight_val) or None
     rng: object
     incremental: bool
-    progress: "_FitProgress"
+    progress: _Progress
     penalty_weight: float  # a minibatch's expected total sample weight
     hooks: object = None  # EpochHooks, or None without callbacks
-    halves: object = None  # _parallel.TwoHalves, or None for one thread
-
-
-class _FitProgress:
-    """What one fit call has seen so far, for restoring weights when needed."""
-
-    def __init__(self, params):
-        self.start_weights = params.copy()  # at the start of the current epoch
-        self.best_start = None  # (epoch, weights at its start), lowest loss
-        self.lowest_loss = np.inf
-        self.first_loss = None
-
-    def record(self, epoch, loss):
-        if self.first_loss is None:
-            self.first_loss = loss
-        if loss < self.lowest_loss:
-            self.best_start, self.lowest_loss = (epoch, self.start_weights), loss
 
 
 def fit_stochastic(
     est,
+    state,
     net,
     X,
     Y,
@@ -391,37 +436,36 @@ def fit_stochastic(
 ):
     """Minibatch training with SGD or Adam (one epoch when ``incremental``).
 
-    ``given`` is the user's validation set (X_val, Y_val, sample_weight_val);
-    without it, early stopping holds out ``validation_fraction`` of the data.
+    ``state`` is the fit's own TrainingState, updated in place; ``net`` views
+    its parameters. ``given`` is the user's validation set (X_val, Y_val,
+    sample_weight_val); without it, early stopping holds out
+    ``validation_fraction`` of the data.
     """
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
-    if not incremental or getattr(est, "_optimizer_state", None) is None:
-        est._optimizer_state = new_optimizer_state(
-            est.solver, net.params, est.learning_rate_init
+    if not incremental or state.optimizer is None:
+        state.optimizer = new_optimizer_state(
+            est.solver, state.params, est.learning_rate_init
         )
-    optimizer = make_optimizer(est.solver, est._optimizer_state, est, net.n_weights)
+    optimizer = make_optimizer(est.solver, state.optimizer, est, net.n_weights)
     train, validation = (X, Y, sample_weight), given
     if est.early_stopping and given is None:
         train, validation = split_validation(est, X, Y, sample_weight, rng)
-    if validation is not None and est.validation_scores_ is None:
-        est.validation_scores_, est.validation_loss_curve_ = [], []
-        est.best_validation_score_ = -np.inf
-    if est.early_stopping and getattr(est, "_best_params", None) is None:
-        est._best_params = net.params.copy()
+    if validation is not None and state.validation_scores is None:
+        state.validation_scores, state.validation_loss_curve = [], []
+        state.best_validation_score = -np.inf
+    if est.early_stopping and state.best_params is None:
+        state.best_params = state.params.copy()
     batch_size = resolve_batch_size(est, train[0].shape[0])
-    halves = None
-    if worth_splitting(net.layer_sizes, train[0], batch_size):
-        halves = TwoHalves(net, batch_size)
-    batches = Minibatches(
-        net, *train, batch_size, est.shuffle, dropout, rng, workspace=halves is None
-    )
+    batches = Minibatches(net, *train, batch_size, est.shuffle, dropout, rng)
     train_weight = train[0].shape[0] if train[2] is None else float(train[2].sum())
     penalty_weight = train_weight * batch_size / train[0].shape[0]
 
-    est.n_iter_ = 0
-    progress = _FitProgress(net.params)
+    state.n_iter = 0
+    progress = _Progress(state)
     fit = _Fit(
+        est,
+        state,
         net,
         optimizer,
         batches,
@@ -431,23 +475,19 @@ def fit_stochastic(
         progress,
         penalty_weight,
         hooks,
-        halves,
     )
+    diverged = None
     try:
-        with single_threaded_blas() if halves is not None else nullcontext():
-            _run_epochs(est, fit)
+        diverged = _run_epochs(fit)
     except KeyboardInterrupt:
-        # Back to the weights at the start of the interrupted epoch: consistent
-        # with loss_curve_, which records complete epochs only.
-        net.params[...] = progress.start_weights
+        # Back to the start of the interrupted epoch: consistent with
+        # loss_curve_, which records complete epochs only.
+        progress.back_to_epoch_start()
         warnings.warn(
             "Training interrupted by user. The weights from the end of the last "
-            f"complete epoch ({est.n_iter_}) were kept."
+            f"complete epoch ({state.n_iter}) were kept."
         )
-    if est.early_stopping:
-        net.params[...] = est._best_params
-    elif est.n_iter_ > 1 and est.loss_ > progress.first_loss:
-        _handle_rise(est, net, optimizer, progress)
+    _settle(fit, train, diverged)
 
 
 def _reshuffled(order, rng):
@@ -458,85 +498,116 @@ def _reshuffled(order, rng):
     return order[positions]
 
 
-def _run_epochs(est, fit):
+def _run_epochs(fit):
     """Epochs until max_iter, a plateau, divergence, a callback's stop request,
-    or one epoch (incremental)."""
-    net, optimizer, batches, validation = (
-        fit.net,
-        fit.optimizer,
+    or one epoch (incremental). Returns the non-finite loss of a diverged
+    epoch (recorded in the curves), or None."""
+    est, state, net, optimizer = fit.est, fit.state, fit.net, fit.optimizer
+    batches, validation, progress, hooks = (
         fit.batches,
         fit.validation,
+        fit.progress,
+        fit.hooks,
     )
-    progress, hooks = fit.progress, fit.hooks
     order = np.arange(batches.X.shape[0])
-    first = True
     for _ in range(est.max_iter):
         started = time.perf_counter()
         epoch = None if hooks is None else hooks.begin(est)
         if est.shuffle:
             order = _reshuffled(order, fit.rng)
-        progress.start_weights = net.params.copy()
-        loss = run_epoch(est, net, optimizer, batches, order, first, fit.halves)
-        first = False
+        progress.begin_epoch()
+        loss = run_epoch(est, net, optimizer, batches, order, progress.epochs == 0)
+        state.n_iter += 1
         if _diverged(loss, net.params):
-            best = progress.best_start or (est.n_iter_ + 1, progress.start_weights)
-            _handle_divergence(est, net, optimizer, best, loss, validation)
-            est.n_iter_ += 1
-            if epoch is not None:
-                hooks.end(est, epoch)
-            return
-        est.n_iter_ += 1
-        progress.record(est.n_iter_, loss)
-        est.loss_ = loss
-        est.t_ += batches.X.shape[0]
-        est.loss_curve_.append(loss)
-        update_stopping_state(est, net, validation, fit.penalty_weight, fit.halves)
+            state.loss_curve.append(float(loss))
+            if validation is not None:
+                state.validation_scores.append(float("nan"))
+                state.validation_loss_curve.append(float("nan"))
+            return loss
+        progress.end_epoch(loss)
+        state.loss = loss
+        state.t += batches.X.shape[0]
+        state.loss_curve.append(loss)
+        update_stopping_state(est, state, net, validation, fit.penalty_weight)
         if est.verbose:
-            print(_epoch_report(est, validation, time.perf_counter() - started))
+            print(_epoch_report(est, state, validation, time.perf_counter() - started))
         if epoch is not None and hooks.end(est, epoch):
-            return  # a callback asked to stop: the epoch is complete and recorded
-        optimizer.end_epoch(est.t_)
-        if est._no_improvement_count > est.n_iter_no_change and _on_plateau(
-            est, optimizer, est.early_stopping
+            return None  # a callback asked to stop: the epoch is complete
+        optimizer.end_epoch(state.t)
+        if state.no_improvement_count > est.n_iter_no_change and _on_plateau(
+            est, state, optimizer
         ):
-            return
+            return None
         if fit.incremental:
-            return
-        if est.n_iter_ == est.max_iter:
+            return None
+        if state.n_iter == est.max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning,
             )
+    return None
 
 
-def _handle_rise(est, net, optimizer, progress):
-    """The fit ended with a higher training loss than its first epoch had.
+def _settle(fit, train, diverged):
+    """Decide which weights the fit keeps.
 
-    Training made the model worse (typically a step size far too large for
-    the data's scale, where the loss explodes but stays finite): restore the
-    weights from the start of the lowest-loss epoch, and say so.
+    - Normally the last epoch's, or with early stopping the best-scoring
+      epoch's (as scikit-learn).
+    - After a divergence (a non-finite loss or weights: ``diverged``), or an
+      explosion that stayed finite (the last epoch's loss more than
+      EXPLOSION_FACTOR times the first's): the weights from the start of this
+      call's lowest-loss epoch (epoch 1: the weights the call began with),
+      which gave a finite loss; with early stopping, the best-scoring ones.
+      The optimizer's moments are cleared (they may hold the overflow),
+      ``loss_`` becomes the objective of the kept weights on the training
+      data, and a ConvergenceWarning says what happened.
     """
-    best_epoch, weights = progress.best_start
-    net.params[...] = weights
-    optimizer.reset_moments()
+    est, state, net, progress = fit.est, fit.state, fit.net, fit.progress
+    exploded = diverged is None and progress.exploded(
+        net, train, est.alpha, fit.penalty_weight
+    )
+    if diverged is None and not exploded:
+        if est.early_stopping:
+            net.params[...] = state.best_params
+        return
+    lowest_epoch, lowest_params, lowest_loss = progress.lowest
+    net.params[...] = state.best_params if est.early_stopping else lowest_params
+    fit.optimizer.reset_moments()
+    loss, _ = objective(net, train, est.alpha, fit.penalty_weight)
+    if not math.isfinite(loss):  # even the starting weights overflow: refuse
+        raise ValueError(_TOO_LARGE)
+    state.loss = loss
+    if diverged is not None:
+        cause = "the weights became non-finite"
+        if not math.isfinite(diverged):
+            cause = f"the loss became {diverged}"
+        what = f"Training diverged at epoch {state.n_iter}: {cause}. It stopped"
+    else:
+        what = (
+            f"Training diverged: the training loss rose from "
+            f"{progress.first_loss:.4g} (epoch 1) to {state.loss_curve[-1]:.4g} "
+            f"(epoch {state.n_iter})"
+        )
+    kept = (
+        "the weights with the best validation score were kept"
+        if est.early_stopping
+        else f"the weights from the start of epoch {lowest_epoch} (the lowest "
+        "training loss) were restored"
+    )
     warnings.warn(
-        f"Training diverged: the training loss rose from {progress.first_loss:.4g} "
-        f"(epoch 1) to {est.loss_:.4g} (epoch {est.n_iter_}). The weights from "
-        f"the start of epoch {best_epoch} (the lowest training loss, "
-        f"{progress.lowest_loss:.4g}) were restored. Scale the inputs (e.g. "
-        "StandardScaler) or lower learning_rate_init.",
+        f"{what}, and {kept}. Scale the inputs (e.g. StandardScaler) or lower "
+        "learning_rate_init.",
         ConvergenceWarning,
     )
-    est.loss_ = progress.lowest_loss
 
 
-def fit_lbfgs(est, net, X, Y, sample_weight):
+def fit_lbfgs(est, state, net, X, Y, sample_weight):
     """Full-batch L-BFGS-B (scipy) over the flat parameter vector."""
     workspace = Workspace(net.layer_sizes, X.shape[0], net.params.dtype)
     loss_curve = []
 
-    def objective(flat):
+    def loss_and_grad(flat):
         net.params[...] = flat
         loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, workspace)
         if not math.isfinite(loss):  # the line search then backs off
@@ -549,10 +620,10 @@ def fit_lbfgs(est, net, X, Y, sample_weight):
             print(f"Iteration {len(loss_curve)}, loss = {loss_curve[-1]:.8f}")
 
     start = net.params.astype(np.float64)
-    if not math.isfinite(objective(start)[0]):
+    if not math.isfinite(loss_and_grad(start)[0]):
         raise ValueError(_TOO_LARGE)
     result = scipy.optimize.minimize(
-        objective,
+        loss_and_grad,
         start,
         method="L-BFGS-B",
         jac=True,
@@ -560,15 +631,14 @@ def fit_lbfgs(est, net, X, Y, sample_weight):
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
     )
     if not (np.isfinite(result.x).all() and math.isfinite(result.fun)):
-        net.params[...] = start  # keep the model as it was, then say why
         raise ValueError(
             "Solver produced non-finite parameter weights. The input data may "
             "contain large values and need to be preprocessed."
         )
     net.params[...] = result.x
-    est.n_iter_ = int(result.nit)
-    est.loss_ = float(result.fun)
-    est.loss_curve_ = loss_curve
+    state.n_iter = int(result.nit)
+    state.loss = float(result.fun)
+    state.loss_curve = loss_curve
     if result.status != 0:
         warnings.warn(
             f"lbfgs failed to converge after {result.nit} iteration(s) "

@@ -88,14 +88,12 @@ def test_optimizer_state_is_plain_data():
         assert all(isinstance(v, (np.ndarray, int, float)) for v in state.values())
 
 
-@pytest.mark.parametrize("in_parts", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "nesterov"])
-def test_chunked_threaded_update_equals_the_plain_formula(solver, dtype, in_parts, rng):
-    """Large vectors are updated chunk by chunk, whole or as two parts on two
-    threads (a split step); the result must be the one-line numpy formula's,
-    in the parameters' dtype."""
-    from skmlp._chunks import CHUNK, _pool_map
+def test_chunked_update_equals_the_plain_formula(solver, dtype, rng):
+    """Large vectors are updated chunk by chunk; the result must be the
+    one-line numpy formula's, in the parameters' dtype."""
+    from skmlp._chunks import CHUNK
 
     size = 5 * CHUNK + 123  # several chunks per thread and a ragged end
     params = rng.normal(size=size).astype(dtype)
@@ -117,13 +115,7 @@ def test_chunked_threaded_update_equals_the_plain_formula(solver, dtype, in_part
             vel = 0.9 * vel - 0.1 * g
             expected = expected + (0.9 * vel - 0.1 * g if nesterov else vel)
     for g in grads:
-        if in_parts:
-            update = opt.prepare()
-            _pool_map(
-                lambda i, u=update, g=g: opt.apply(u, params, g, part=(i, 2)), (0, 1)
-            )
-        else:
-            opt.step(params, g)
+        opt.step(params, g)
     assert params.dtype == dtype
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     assert_allclose(params, expected, rtol=tolerance, atol=tolerance)
@@ -152,25 +144,49 @@ def test_fused_penalty_step_equals_step_on_the_full_gradient(solver, size, rng):
     assert_allclose(fused, plain, rtol=1e-13, atol=1e-15)
 
 
-def test_adam_state_saved_with_averaged_moments_resumes_the_same(rng):
-    """Models saved before Adam kept running sums hold m and v; they resume
-    exactly as if they had been trained by the current code."""
+@pytest.mark.parametrize("layout", ["averaged", "running sums"])
+def test_adam_states_saved_by_earlier_versions_resume_the_same(layout, rng):
+    """Models saved by earlier versions hold the averaged moments m and v, or
+    the running sums m / (1 - b1) and v / (1 - b2); they resume as if they had
+    been trained by the current code."""
     params = rng.normal(size=20).astype(np.float32)
     grads = [rng.normal(size=20).astype(np.float32) for _ in range(4)]
     new = Adam(Adam.new_state(params, 0.01), 0.01, 0.9, 0.999, 1e-8)
     for g in grads[:2]:
         new.step(params, g)
     s = new.state
-    old_state = {
-        "m": s["m_sum"] * (1 - 0.9),  # the averaged moments of the old layout
-        "v": s["v_sum"] * (1 - 0.999),
-        "t": s["t"],
-        "learning_rate": s["learning_rate"],
-    }
+    m, v = s["m_sum"] * (1 - 0.9), s["v"].copy()
+    if layout == "averaged":
+        old_state = {"m": m, "v": v}
+    else:
+        old_state = {"m_sum": m / (1 - 0.9), "v_sum": v / (1 - 0.999)}
+    old_state.update(t=s["t"], learning_rate=s["learning_rate"])
     resumed_params = params.copy()
     resumed = Adam(old_state, 0.01, 0.9, 0.999, 1e-8)
     for g in grads[2:]:
         new.step(params, g)
         resumed.step(resumed_params, g)
-    assert resumed.state["m_sum"].dtype == np.float32
+    assert resumed.state["m_sum"].dtype == resumed.state["v"].dtype == np.float32
     assert_allclose(resumed_params, params, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, gradient", [(np.float32, 1e18), (np.float64, 1e152)])
+def test_adam_does_not_overflow_before_the_textbook_form(dtype, gradient):
+    """Gradients whose square fits the dtype (1e36 < 3.4e38 in float32, 1e304
+    in float64) keep every step finite and each parameter moving by about lr,
+    as the textbook moments computed in a wider type say. Running sums of g^2
+    (1000 times v) overflowed here and froze the parameters."""
+    params = np.zeros(3, dtype=dtype)
+    opt = Adam(Adam.new_state(params, 0.01), 0.01, 0.9, 0.999, 1e-8)
+    g = np.array([gradient, -gradient, gradient / 3], dtype=dtype)
+    reference, m, v = np.zeros(3, dtype=np.longdouble), 0.0, 0.0
+    for t in range(1, 2001):
+        opt.step(params, g.copy())
+        wide = g.astype(np.longdouble) / gradient  # scale-free textbook Adam
+        m = 0.9 * m + 0.1 * wide
+        v = 0.999 * v + 0.001 * wide**2
+        lr = 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        reference -= lr * m / np.sqrt(v)
+    assert np.isfinite(opt.state["v"]).all()
+    assert_allclose(params, reference.astype(np.float64), rtol=1e-4)
+    assert abs(params[0]) > 19  # 2000 steps of about 0.01 each

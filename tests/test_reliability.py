@@ -15,6 +15,7 @@ from sklearn import config_context
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss, mean_squared_error
 from threadpoolctl import threadpool_info
 
 from skmlp import BackpropClassifier, BackpropRegressor
@@ -239,17 +240,24 @@ def test_partial_fit_streams_a_memmap_in_bounded_memory(tmp_path):
 def test_a_loss_that_explodes_but_stays_finite_is_caught(Estimator):
     """The issue's example: learning_rate_init=10 with sgd on unscaled data.
 
-    The loss grows by many orders of magnitude yet stays finite, so no NaN
-    check sees it; the fit ends with a higher loss than its first epoch.
+    The loss grows by orders of magnitude yet stays finite, so no NaN check
+    sees it: the weights of the lowest-loss epoch's start are restored and
+    loss_ is their objective, half the squared error or the log-loss (by
+    scikit-learn's metrics) plus the L2 penalty of a minibatch of 200.
     """
     X, y = load_digits(return_X_y=True)  # pixel values 0..16: unscaled
     est = Estimator(solver="sgd", learning_rate_init=10, max_iter=50, random_state=0)
     with pytest.warns(ConvergenceWarning, match="training loss rose"):
         est.fit(X, y)
-    assert est.loss_curve_[-1] > est.loss_curve_[0]  # it got worse, finite all along
+    assert est.loss_curve_[-1] > 10 * est.loss_  # an explosion, by the rule
     assert np.isfinite(est.loss_curve_).all()
-    assert est.loss_ == min(est.loss_curve_)  # the kept weights' epoch
-    assert np.isfinite(est.predict(X)).all()
+    penalty = 0.5 * est.alpha / 200 * sum((W**2).sum() for W in est.coefs_)
+    if Estimator is BackpropClassifier:
+        data_loss = log_loss(y, est.predict_proba(X))
+    else:
+        data_loss = 0.5 * mean_squared_error(y, est.predict(X))
+    assert est.loss_ == pytest.approx(data_loss + penalty, rel=1e-9)
+    assert est.loss_ < min(est.loss_curve_)
 
 
 def test_ordinary_training_is_not_mistaken_for_divergence():
