@@ -3,7 +3,18 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._network import MLP, flatten
+from ._network import MLP, flatten, forward, output_layer
+
+
+def _unclipped_objective(net, X, Y, sample_weight, alpha):
+    """The training objective, with the loss computed from the logits where
+    the output layer offers that (no clipping of probabilities)."""
+    from_logits = output_layer(net.output).loss_from_logits
+    if from_logits is None:
+        return net.loss(X, Y, sample_weight, alpha)
+    Z = forward(X, net.weights, net.biases, net.activation, "identity")
+    w, weight_sum = net._normalized_weights(sample_weight, X.shape[0])
+    return from_logits(Y, Z, w) + net._penalty(alpha, weight_sum)
 
 
 def check_gradients(estimator, X, y, *, sample_weight=None, epsilon=1e-6):
@@ -17,6 +28,14 @@ def check_gradients(estimator, X, y, *, sample_weight=None, epsilon=1e-6):
     deterministic one: without dropout, even when the estimator trains with
     ``dropout > 0`` (the dropout backward pass is tested separately, with
     fixed masks).
+
+    For the classifiers' cross-entropy, the finite differences are taken of
+    the *unclipped* objective, computed from the output layer's
+    pre-activations (log-softmax, ``log(1 + e^z)``). That is the function whose
+    exact gradient backpropagation computes (``P - Y``). The loss that
+    training reports clips probabilities to ``[eps, 1 - eps]``, which makes it
+    flat where the network saturates; differencing it there would report a
+    large error for a correct model.
 
     Parameters
     ----------
@@ -65,9 +84,9 @@ def check_gradients(estimator, X, y, *, sample_weight=None, epsilon=1e-6):
         for i in range(params.size):
             original = params[i]
             params[i] = original + epsilon
-            loss_plus = net.loss(X, Y, sample_weight, alpha)
+            loss_plus = _unclipped_objective(net, X, Y, sample_weight, alpha)
             params[i] = original - epsilon
-            loss_minus = net.loss(X, Y, sample_weight, alpha)
+            loss_minus = _unclipped_objective(net, X, Y, sample_weight, alpha)
             params[i] = original
             numeric[i] = (loss_plus - loss_minus) / (2 * epsilon)
     scale = max(np.abs(backprop).max(), np.abs(numeric).max())

@@ -30,12 +30,20 @@ from ._activations import identity, logistic
 
 
 class Output(NamedTuple):
-    """The last layer's activation with its loss and output delta."""
+    """The last layer's activation with its loss and output delta.
+
+    ``loss_from_logits(Y, Z, w)``, where given, is the same loss computed from
+    the pre-activations Z without clipping the probabilities: the function
+    whose exact gradient ``delta`` is, also where the output saturates (see
+    ``check_gradients``).
+    """
 
     activate: Callable[[np.ndarray], np.ndarray]
     loss: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
     delta: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
-    log_activate: Callable[[np.ndarray], np.ndarray] | None = None
+    loss_from_logits: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float] = (
+        None
+    )
 
 
 def _weighted_sum(per_element, w):
@@ -97,6 +105,13 @@ def categorical_cross_entropy(Y, P, w):
     return -_weighted_sum(log_p, w)
 
 
+def categorical_cross_entropy_from_logits(Y, Z, w):
+    """l_i = log sum_k exp(z_ik) - sum_k y_ik z_ik (one-hot y), unclipped."""
+    shifted = Z - np.max(Z, axis=1, keepdims=True)
+    log_p = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return -_weighted_sum(log_p * Y, w)
+
+
 # ---- logistic + binary cross-entropy (binary and multilabel) ---------------
 
 
@@ -109,6 +124,11 @@ def binary_cross_entropy(Y, P, w):
     P = clip_probabilities(P)
     likelihood = np.where(Y, P, 1 - P)
     return -_weighted_sum(np.log(likelihood, out=likelihood), w)
+
+
+def binary_cross_entropy_from_logits(Y, Z, w):
+    """l_i = sum_k [log(1 + exp(z_ik)) - y_ik z_ik], unclipped."""
+    return _weighted_sum(np.logaddexp(0, Z) - Y * Z, w)
 
 
 # ---- identity + squared error (regression) ---------------------------------
@@ -180,8 +200,18 @@ def huber(threshold):
 
 
 OUTPUTS = {
-    "softmax": Output(softmax, categorical_cross_entropy, canonical_delta),
-    "logistic": Output(logistic, binary_cross_entropy, canonical_delta),
+    "softmax": Output(
+        softmax,
+        categorical_cross_entropy,
+        canonical_delta,
+        categorical_cross_entropy_from_logits,
+    ),
+    "logistic": Output(
+        logistic,
+        binary_cross_entropy,
+        canonical_delta,
+        binary_cross_entropy_from_logits,
+    ),
     "identity": Output(identity, half_squared_error, half_squared_error_delta),
     "exp": Output(exp, half_poisson_deviance, canonical_delta),
     "absolute_error": Output(identity, mean_absolute_error, mean_absolute_error_delta),

@@ -110,3 +110,18 @@ def test_check_gradients_needs_a_fitted_estimator_and_positive_epsilon(rng):
     est = _fitted(BackpropClassifier, X, y, "relu", 0.0, "binary")
     with pytest.raises(ValueError, match="epsilon"):
         check_gradients(est, X, y, epsilon=0)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_a_saturated_classifier_is_checked_correctly(kind, rng):
+    """Output weights scaled up until the probabilities saturate at the
+    clipping bounds: backprop's P - Y is still the exact gradient, and the
+    check must agree (clipping flattens the reported loss, not the model)."""
+    Estimator, X, y = _problem(kind, rng)
+    est = _fitted(Estimator, X, y, "tanh", 0.0, kind)
+    est.coefs_[-1] *= 1e3
+    est.intercepts_[-1] *= 1e3
+    proba = est.predict_proba(X)
+    eps = np.finfo(np.float64).eps
+    assert ((proba <= eps) | (proba >= 1 - eps)).mean() > 0.3  # saturated
+    assert check_gradients(est, X, y, epsilon=1e-7) < 1e-6

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.special import expit, log_softmax
 from scipy.special import huber as scipy_huber
 from sklearn.metrics import (
     log_loss,
@@ -94,3 +95,22 @@ def test_robust_regression_losses_match_independent_formulas(weighted, rng):
         expected = np.average(per_element.mean(axis=1), weights=s)
         loss = huber(threshold).loss(Y, P.copy(), w)
         assert loss == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("output", ["softmax", "logistic"])
+def test_loss_from_logits_is_the_cross_entropy(output, make_targets, rng):
+    """The unclipped loss that check_gradients differences, against scipy's
+    log_softmax and expit."""
+    Z = rng.normal(scale=3.0, size=(30, 4))
+    Y = make_targets(output, rng, 30, 4)
+    w = rng.uniform(size=30)
+    w /= w.sum()
+    if output == "softmax":
+        per_sample = -(Y * log_softmax(Z, axis=1)).sum(axis=1)
+    else:
+        P = expit(Z)
+        per_sample = -(Y * np.log(P) + (1 - Y) * np.log(1 - P)).sum(axis=1)
+    expected = (w * per_sample).sum()
+    assert OUTPUTS[output].loss_from_logits(Y, Z, w) == pytest.approx(
+        expected, rel=1e-12
+    )
