@@ -8,11 +8,11 @@ swapping the class name".
 
 Three of its tests reach into scikit-learn's private internals
 (``_loss_grad_lbfgs`` and the ``_optimizer`` object), which are not part of
-the public behaviour, and one fits a classifier on a single class, which skmlp
-rejects by design with a ValueError, and one needs float32 training to do its
-Adam arithmetic in float64. They are removed below (each with its
-reason) and what they test is tested in tests/test_estimators.py and
-tests/test_gradcheck.py instead.
+the public behaviour; they are removed below (each with its reason) and what
+they test is tested in tests/test_estimators.py and tests/test_gradcheck.py
+instead. One test is run for the regressor only: its classifier half fits a
+single class, which skmlp rejects by design with a ValueError
+(tests/test_estimators.py checks that, and feature names).
 """
 
 from pathlib import Path
@@ -30,14 +30,10 @@ PRIVATE_API_TESTS = {
     "test_gradient": "calls MLPClassifier._loss_grad_lbfgs; see test_gradcheck.py",
     "test_learning_rate_warmstart": "reads MLPClassifier._optimizer.learning_rate",
     "test_adaptive_learning_rate": "reads MLPClassifier._optimizer.learning_rate",
-    "test_preserve_feature_names": "fits a classifier on one class (y all 1), "
-    "which skmlp rejects; test_estimators.py checks feature names",
-    "test_mlp_regressor_dtypes_casting": "holds float32 and float64 predictions to "
-    "rtol=5e-4 including one near 0 (-0.0013), which only holds when the float32 "
-    "Adam update is computed in float64 (as scikit-learn's is, through numpy "
-    "scalar promotion); skmlp trains float32 in float32. test_estimators.py "
-    "checks the same agreement with an absolute floor scaled to y",
 }
+
+# Its classifier half fits y with a single class, which skmlp refuses.
+_REGRESSOR_ONLY = "test_preserve_feature_names"
 
 
 def _load_suite():
@@ -51,6 +47,12 @@ def _load_suite():
     tests = {k: v for k, v in namespace.items() if k.startswith("test_")}
     for name in PRIVATE_API_TESTS:
         del tests[name]
+    preserve_feature_names = tests.pop(_REGRESSOR_ONLY)
+
+    def test_preserve_feature_names_regressor():
+        preserve_feature_names(namespace["MLPRegressor"])
+
+    tests[f"{_REGRESSOR_ONLY}_regressor"] = test_preserve_feature_names_regressor
     return namespace["MLPClassifier"], tests
 
 
@@ -62,7 +64,7 @@ def test_the_suite_really_runs_skmlp():
     from skmlp import BackpropClassifier
 
     assert _Classifier is BackpropClassifier
-    assert len(_TESTS) >= 30  # 43 in scikit-learn 1.9.1, 5 removed above
+    assert len(_TESTS) >= 30  # 43 in scikit-learn 1.9.1, 3 removed above
 
 
 @pytest.fixture(params=[0, 42])
