@@ -402,8 +402,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             )
         if total <= 0:
             raise ValueError(
-                "sample_weight sums to zero: at least one sample needs a positive "
-                "weight."
+                "sample_weight sums to zero: at least one non-zero (positive) "
+                "weight is needed."
             )
         return sample_weight.astype(X.dtype, copy=False)
 

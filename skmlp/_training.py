@@ -606,16 +606,20 @@ def fit_lbfgs(est, state, net, X, Y, sample_weight):
     """Full-batch L-BFGS-B (scipy) over the flat parameter vector."""
     workspace = Workspace(net.layer_sizes, X.shape[0], net.params.dtype)
     loss_curve = []
+    last = {}  # the latest evaluation: the iterate the callback reports
 
     def loss_and_grad(flat):
         net.params[...] = flat
         loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, workspace)
+        last.update(x=flat.copy(), loss=loss)
         if not math.isfinite(loss):  # the line search then backs off
             return np.inf, np.zeros(g.shape, dtype=np.float64)
         return loss, g.astype(np.float64)
 
-    def record(intermediate_result):
-        loss_curve.append(float(intermediate_result.fun))
+    def record(xk):  # the callback(xk) form: every supported scipy passes it
+        if not np.array_equal(xk, last["x"]):  # not expected: evaluate it
+            loss_and_grad(xk)
+        loss_curve.append(float(last["loss"]))
         if est.verbose:
             print(f"Iteration {len(loss_curve)}, loss = {loss_curve[-1]:.8f}")
 

@@ -75,10 +75,11 @@ def test_balanced_in_partial_fit_balances_each_batch():
 
 
 def test_balanced_uses_weighted_class_totals():
-    """Reference: compute_class_weight with sample_weight (weighted counts)."""
+    """Reference: compute_class_weight on the rows repeated as often as their
+    integer weights say (the weighted class counts, on every scikit-learn)."""
     sw = np.random.RandomState(1).randint(1, 4, size=len(LABELS)).astype(float)
     per_class = compute_class_weight(
-        "balanced", classes=np.unique(LABELS), y=LABELS, sample_weight=sw
+        "balanced", classes=np.unique(LABELS), y=np.repeat(LABELS, sw.astype(int))
     )
     expected_sw = sw * per_class[np.searchsorted(np.unique(LABELS), LABELS)]
     ours = _fit(class_weight="balanced", sample_weight=sw)
