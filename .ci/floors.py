@@ -19,7 +19,8 @@ elif sys.argv[1:] == ["constraints"]:
     for line in options["install_requires"].split("\n"):
         requirement = line.split("#")[0].strip()
         if requirement:
-            name, floor = re.fullmatch(r"([\w.-]+)\s*>=\s*([\w.]+)", requirement).groups()
+            pattern = r"([\w.-]+)\s*>=\s*([\w.]+)"
+            name, floor = re.fullmatch(pattern, requirement).groups()
             print(f"{name}=={floor}")
 else:
     sys.exit("usage: floors.py python|constraints")

@@ -116,6 +116,15 @@ def _check_classes(classes):
         )
 
 
+def _has_unknown_labels(labels, known):
+    """Whether some of ``labels`` are not in ``known``. Strings never equal
+    numbers: said directly, where numpy would warn and compare nothing."""
+    kinds = {np.asarray(labels).dtype.kind, np.asarray(known).dtype.kind}
+    if kinds & set("US") and kinds & set("biuf"):
+        return True
+    return len(np.setdiff1d(labels, known, assume_unique=True)) > 0
+
+
 def _store_init_params(estimator, init_locals):
     """Store each ``__init__`` argument under its own name, and nothing else.
 
@@ -852,7 +861,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                         "classes as in the previous call to fit. Previously "
                         f"got {self.classes_}, `y` has {classes}"
                     )
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+            elif _has_unknown_labels(classes, self.classes_):
                 raise ValueError(
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."

@@ -378,3 +378,14 @@ def test_a_large_fit_leaves_other_threads_blas_limits_alone():
         other.join()
     assert seen == [[1] * len(original)] * 2
     assert _blas_threads() == original
+
+
+def test_string_labels_for_a_numeric_model_are_unknown_classes_without_warnings():
+    est = _fitted("adam")
+    before = _state(est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # numpy 1.x: str vs int
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="classes not in"):
+            est.partial_fit(X_iris[:3], ["x", "x", "x"])
+    assert _state(est) == before
