@@ -217,7 +217,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             given = self._validation_set(validation, X.dtype)
             layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
             rng = check_random_state(self.random_state)
-            state = self._training_state(layer_sizes, X.dtype, rng, first_pass)
+            state, starting_params = self._training_state(
+                layer_sizes, X.dtype, rng, first_pass
+            )
             out_activation = self._output_activation()
             net = MLP(
                 layer_sizes,
@@ -247,6 +249,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                     given,
                     dropout,
                     hooks,
+                    starting_params,
                 )
             else:
                 fit_lbfgs(self, state, net, X, Y, sample_weight)
@@ -293,17 +296,20 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
     def _training_state(self, layer_sizes, dtype, rng, first_pass):
         """The TrainingState a call starts from: fresh (Glorot-initialised
         weights, empty records) on a first pass, else a copy of the fitted
-        state, in the training dtype."""
+        state, in the training dtype; and a function that returns the
+        starting weights again (for judging an explosion at the end)."""
         if first_pass:
-            coefs, intercepts = [], []
-            for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
-                W, b = _glorot_uniform(fan_in, fan_out, self.activation, rng, dtype)
-                coefs.append(W)
-                intercepts.append(b)
-            state = TrainingState(flatten(coefs, intercepts, dtype=dtype))
+            drawn_from = rng.get_state()
+
+            def starting_params():  # the same draws again, not a kept copy
+                again = np.random.RandomState()
+                again.set_state(drawn_from)
+                return self._glorot_params(layer_sizes, dtype, again)
+
+            state = TrainingState(self._glorot_params(layer_sizes, dtype, rng))
             if self.early_stopping:
                 state.best_loss = None
-            return state
+            return state, starting_params
         shapes = [W.shape for W in self.coefs_]
         expected = list(zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
         if shapes != expected:
@@ -323,7 +329,11 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         if optimizer is not None:
             optimizer = {k: copied(v) for k, v in optimizer.items()}
         best_params = getattr(self, "_best_params", None)
-        return TrainingState(
+
+        def starting_params():  # the committed model: unchanged until the commit
+            return flatten(self.coefs_, self.intercepts_, dtype=dtype)
+
+        state = TrainingState(
             params=flatten(self.coefs_, self.intercepts_, dtype=dtype),
             optimizer=optimizer,
             n_iter=self.n_iter_,
@@ -337,6 +347,16 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             best_validation_score=getattr(self, "best_validation_score_", None),
             best_params=None if best_params is None else copied(best_params),
         )
+        return state, starting_params
+
+    def _glorot_params(self, layer_sizes, dtype, rng):
+        """Initial weights and biases, drawn from rng, as one flat vector."""
+        coefs, intercepts = [], []
+        for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
+            W, b = _glorot_uniform(fan_in, fan_out, self.activation, rng, dtype)
+            coefs.append(W)
+            intercepts.append(b)
+        return flatten(coefs, intercepts, dtype=dtype)
 
     def _fitted_attributes(self, state, layer_sizes):
         """The fitted attributes a TrainingState stands for (coefs_ and

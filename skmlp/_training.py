@@ -365,32 +365,51 @@ class _Progress:
     optimizer's state (Ctrl-C returns to both); it remembers the weights at
     the start of the epoch with the lowest training loss (divergence returns
     to them) and the first epoch's loss (to tell an explosion from noise).
+    The weights the call started from are not copied: ``starting_params()``
+    rebuilds them when an explosion must be judged. At most two weight
+    copies and one optimizer copy are alive; their buffers are reused.
     """
 
-    def __init__(self, state):
+    def __init__(self, state, starting_params):
         self.state = state
+        self.starting_params = starting_params
         self.epochs = 0  # completed in this call
-        self.start_params = self.first_params = state.params.copy()
+        self.start_params = None  # the weights at the current epoch's start
         self.start_optimizer = None
-        self.lowest = (1, self.first_params, np.inf)  # (epoch, weights, loss)
+        self.lowest = None  # (epoch, weights at its start, loss)
         self.first_loss = None
 
     def begin_epoch(self):
-        self.start_params = self.state.params.copy()
-        self.start_optimizer = copy_optimizer_state(self.state.optimizer)
+        reusable = self.start_params is not None and (
+            self.lowest is None or self.lowest[1] is not self.start_params
+        )
+        if reusable:
+            np.copyto(self.start_params, self.state.params)
+        else:
+            self.start_params = self.state.params.copy()
+        if self.start_optimizer is None:
+            self.start_optimizer = copy_optimizer_state(self.state.optimizer)
+        else:
+            restore_optimizer_state(self.start_optimizer, self.state.optimizer)
 
     def end_epoch(self, loss):
         self.epochs += 1
         if self.first_loss is None:
             self.first_loss = loss
-        if loss < self.lowest[2]:
+        if self.lowest is None or loss < self.lowest[2]:
             self.lowest = (self.state.n_iter, self.start_params, loss)
+
+    def lowest_start(self):
+        """(epoch, weights at its start) of the lowest-loss epoch; before any
+        finite epoch, epoch 1 and the weights the call started from."""
+        if self.lowest is None:
+            return 1, self.start_params
+        return self.lowest[:2]
 
     def back_to_epoch_start(self):
         """Ctrl-C: the weights and optimizer state of the last complete epoch."""
         self.state.params[...] = self.start_params
-        if self.start_optimizer is not None:
-            restore_optimizer_state(self.state.optimizer, self.start_optimizer)
+        restore_optimizer_state(self.state.optimizer, self.start_optimizer)
 
     def exploded(self, net, train, alpha, penalty_weight):
         """The last epoch's loss exceeds EXPLOSION_FACTOR times the lower of
@@ -398,7 +417,7 @@ class _Progress:
         started from (the first epoch may have exploded already)."""
         if self.epochs < 2 or not self.state.loss > self.first_loss:
             return False  # no rise at all: nothing more to compute
-        start = MLP(net.layer_sizes, net.activation, net.output, self.first_params)
+        start = MLP(net.layer_sizes, net.activation, net.output, self.starting_params())
         start_loss, _ = objective(start, train, alpha, penalty_weight)
         reference = min(self.first_loss, start_loss)  # start_loss may be inf
         return self.state.loss > EXPLOSION_FACTOR * reference
@@ -433,13 +452,15 @@ def fit_stochastic(
     given=None,
     dropout=None,
     hooks=None,
+    starting_params=None,
 ):
     """Minibatch training with SGD or Adam (one epoch when ``incremental``).
 
     ``state`` is the fit's own TrainingState, updated in place; ``net`` views
     its parameters. ``given`` is the user's validation set (X_val, Y_val,
     sample_weight_val); without it, early stopping holds out
-    ``validation_fraction`` of the data.
+    ``validation_fraction`` of the data. ``starting_params()`` returns the
+    weights the call starts from (by default a copy is kept).
     """
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
@@ -462,7 +483,13 @@ def fit_stochastic(
     penalty_weight = train_weight * batch_size / train[0].shape[0]
 
     state.n_iter = 0
-    progress = _Progress(state)
+    if starting_params is None:
+        kept = state.params.copy()
+
+        def starting_params():
+            return kept
+
+    progress = _Progress(state, starting_params)
     fit = _Fit(
         est,
         state,
@@ -571,7 +598,7 @@ def _settle(fit, train, diverged):
         if est.early_stopping:
             net.params[...] = state.best_params
         return
-    lowest_epoch, lowest_params, lowest_loss = progress.lowest
+    lowest_epoch, lowest_params = progress.lowest_start()
     net.params[...] = state.best_params if est.early_stopping else lowest_params
     fit.optimizer.reset_moments()
     loss, _ = objective(net, train, est.alpha, fit.penalty_weight)
