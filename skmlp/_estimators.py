@@ -8,10 +8,13 @@ in ``_network.py`` (forward and backward pass), ``_optimizers.py`` and
 
 Fitted state is plain data: ``coefs_`` and ``intercepts_`` (lists of arrays),
 numbers, lists, the optimizer's state dict and a fitted ``LabelBinarizer``.
-During training ``coefs_`` and ``intercepts_`` are views into one flat
-parameter vector; that vector is rebuilt from them whenever they are not (after
-unpickling, or when a user assigned new arrays), so they are the one source of
-truth.
+
+Every fit or partial_fit call is a transaction. It validates, copies the
+fitted state into a ``TrainingState`` (the weights packed into one flat
+vector, so hand-set or unpickled ``coefs_`` are what training continues
+from), lets ``_training.py`` work on that copy, and only then commits it: the
+new ``coefs_`` and ``intercepts_`` are views into the state's flat vector. A
+call that raises commits nothing and rolls back what validation set.
 """
 
 import copy
@@ -369,6 +372,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             "n_layers_": len(layer_sizes),
             "out_activation_": self._output_activation(),
             "n_iter_": state.n_iter,
+            "t_": state.t,
             "loss_": state.loss,
             "loss_curve_": state.loss_curve,
             "_optimizer_state": state.optimizer,
@@ -376,7 +380,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         }
         if self.solver in _STOCHASTIC_SOLVERS:
             attributes.update(
-                t_=state.t,
                 best_loss_=state.best_loss,
                 _no_improvement_count=state.no_improvement_count,
                 validation_scores_=state.validation_scores,
