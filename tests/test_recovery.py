@@ -325,10 +325,11 @@ def test_ctrl_c_keeps_the_weights_and_optimizer_state_of_the_last_epoch(
     est = BackpropClassifier(max_iter=50, **kwargs)
     with pytest.warns(UserWarning, match="interrupted"):
         est.fit(X_digits, y_digits)
-    assert est.n_iter_ == 3
+    assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
     _assert_same_weights(est, reference)
     for key, value in reference._optimizer_state.items():
         assert_array_equal(est._optimizer_state[key], value)
+    assert np.isfinite(est.predict_proba(X_digits)).all()
 
 
 # ---- no process-wide side effects --------------------------------------------

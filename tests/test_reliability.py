@@ -173,32 +173,7 @@ def test_overflowing_prediction_is_a_value_error_not_inf():
             reg.predict(np.full((2, 64), 1e308))
 
 
-# ---- interruption ----------------------------------------------------------
-
-
-def test_ctrl_c_keeps_the_last_complete_epoch_and_warns(monkeypatch):
-    import skmlp._training as training
-
-    kwargs = dict(hidden_layer_sizes=(20,), random_state=0, batch_size=50)
-    reference = BackpropClassifier(max_iter=3, **kwargs).fit(X_digits, y_digits)
-
-    calls = {"n": 0}
-    real_step = training.train_step
-
-    def interrupted_step(*args):
-        calls["n"] += 1
-        if calls["n"] == 3 * 10 + 4:  # 10 minibatches per epoch: mid-epoch 4
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(training, "train_step", interrupted_step)
-    clf = BackpropClassifier(max_iter=50, **kwargs)
-    with pytest.warns(UserWarning, match="interrupted"):
-        clf.fit(X_digits, y_digits)
-    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
-    for W, W_ref in zip(clf.coefs_, reference.coefs_, strict=True):
-        assert_array_equal(W, W_ref)
-    assert np.isfinite(clf.predict_proba(X_digits)).all()
+# ---- interruption: tests/test_recovery.py (weights and optimizer state) ----
 
 
 # ---- streaming from disk ---------------------------------------------------
