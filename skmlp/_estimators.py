@@ -45,6 +45,7 @@ from sklearn.utils.validation import (
 
 from ._activations import ACTIVATIONS
 from ._losses import clip_probabilities, huber
+from ._losses import quantile as pinball
 from ._network import MLP, flatten, forward, unflatten
 from ._training import EpochHooks, TrainingState, fit_lbfgs, fit_stochastic
 
@@ -1022,14 +1023,20 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, \
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber', 'quantile'}, \
 default='squared_error'
         The loss: half squared error, half Poisson deviance (exp output,
         non-negative targets), absolute error (predicts a median), or Huber
         (squared within ``huber_delta`` of the target, linear beyond: robust to
-        outliers). The last two are skmlp's additions to MLPRegressor.
+        outliers), or the pinball loss of level ``quantile`` (predicts that
+        quantile of y given X: two such models give a prediction interval).
+        The last three are skmlp's additions to MLPRegressor.
     huber_delta : float, default=1.0
         The Huber loss's threshold on the residual (``loss='huber'`` only).
+    quantile : float, default=0.5
+        The quantile to predict, in (0, 1) (``loss='quantile'`` only): the
+        loss is ``q (y - p)`` where ``y >= p`` and ``(1 - q) (p - y)`` where
+        ``y < p``, scikit-learn's ``mean_pinball_loss`` with ``alpha=q``.
     dropout : float or tuple of float, default=0.0
         As in :class:`BackpropClassifier`.
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
@@ -1070,8 +1077,13 @@ n_outputs_
 
     _parameter_constraints: dict = {
         **_BaseBackprop._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "loss": [
+            StrOptions(
+                {"squared_error", "poisson", "absolute_error", "huber", "quantile"}
+            )
+        ],
         "huber_delta": [Interval(Real, 0, None, closed="neither")],
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
     }
     _stratify_split = False
     _score_function = staticmethod(r2_score)
@@ -1105,6 +1117,7 @@ n_outputs_
         n_iter_no_change=10,
         max_fun=15000,
         huber_delta=1.0,
+        quantile=0.5,
         dropout=0.0,
     ):
         _store_init_params(self, locals())
@@ -1115,6 +1128,8 @@ n_outputs_
     def _output_layer(self, out_activation=None):
         if self.loss == "huber":
             return huber(self.huber_delta)
+        if self.loss == "quantile":
+            return pinball(self.quantile)
         if self.loss == "absolute_error":
             return "absolute_error"
         return out_activation or self.out_activation_

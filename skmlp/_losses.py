@@ -199,6 +199,31 @@ def huber(threshold):
     return Output(identity, loss, delta)
 
 
+def quantile(q):
+    """Identity output with the pinball (quantile) loss of level q in (0, 1):
+
+    l_i = mean_k rho(y_ik - p_ik), rho(r) = q r if r >= 0 else (q - 1) r,
+    minimised where a share q of the targets lies below the prediction.
+    """
+
+    def loss(Y, P, w):
+        r = np.subtract(Y, P)
+        np.maximum(q * r, (q - 1.0) * r, out=r)  # rho(r): the larger branch
+        return _weighted_sum(r, w) / P.shape[1]
+
+    def delta(Y, P, w):
+        """dL/dz = w_i (1{p > y} - q) / n_outputs, i.e. 1 - q above the target
+        and -q below (0 where p = y: a subgradient)."""
+        above, below = P > Y, P < Y
+        delta = P  # overwritten in place, as every delta is
+        delta[...] = 0.0
+        delta[above] = 1.0 - q
+        delta[below] = -q
+        return _scale_by_weights(delta, w, 1.0 / P.shape[1])
+
+    return Output(identity, loss, delta)
+
+
 OUTPUTS = {
     "softmax": Output(
         softmax,

@@ -16,6 +16,7 @@ ESTIMATORS = [
     BackpropClassifier(class_weight="balanced"),
     BackpropRegressor(loss="absolute_error"),
     BackpropRegressor(loss="huber"),
+    BackpropRegressor(loss="quantile", quantile=0.8),
 ]
 
 

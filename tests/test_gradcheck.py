@@ -26,13 +26,14 @@ def _problem(kind, rng, n=25):
         return BackpropClassifier, X / X.max(), Y
     if kind == "squared_error":
         return BackpropRegressor, X, rng.normal(size=(n, 2))
-    if kind in ("absolute_error", "huber"):
+    if kind in ("absolute_error", "huber", "quantile"):
         return BackpropRegressor, X, 3 * rng.normal(size=(n, 2))
     return BackpropRegressor, X, rng.poisson(2.0, size=n)  # poisson
 
 
 def _fitted(Estimator, X, y, activation, alpha, kind):
-    kwargs = {"loss": kind} if kind in ("poisson", "absolute_error", "huber") else {}
+    regression_losses = ("poisson", "absolute_error", "huber", "quantile")
+    kwargs = {"loss": kind} if kind in regression_losses else {}
     est = Estimator(
         hidden_layer_sizes=(5, 3),
         activation=activation,
@@ -57,6 +58,7 @@ def _fitted(Estimator, X, y, activation, alpha, kind):
         "poisson",
         "absolute_error",
         "huber",
+        "quantile",
     ],
 )
 @pytest.mark.parametrize(

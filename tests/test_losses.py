@@ -8,13 +8,14 @@ from scipy.special import huber as scipy_huber
 from sklearn.metrics import (
     log_loss,
     mean_absolute_error,
+    mean_pinball_loss,
     mean_poisson_deviance,
     mean_squared_error,
 )
 
-from skmlp._losses import OUTPUTS, huber
+from skmlp._losses import OUTPUTS, huber, quantile
 
-OUTPUT_LAYERS = {**OUTPUTS, "huber": huber(0.7)}
+OUTPUT_LAYERS = {**OUTPUTS, "huber": huber(0.7), "quantile": quantile(0.3)}
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -94,6 +95,10 @@ def test_robust_regression_losses_match_independent_formulas(weighted, rng):
         per_element = scipy_huber(threshold, P - Y)  # d r^2/2 or d(|r| - d/2)
         expected = np.average(per_element.mean(axis=1), weights=s)
         loss = huber(threshold).loss(Y, P.copy(), w)
+        assert loss == pytest.approx(expected, rel=1e-12)
+    for q in (0.05, 0.5, 0.9):
+        expected = mean_pinball_loss(Y, P, alpha=q, sample_weight=s)
+        loss = quantile(q).loss(Y, P.copy(), w)
         assert loss == pytest.approx(expected, rel=1e-12)
 
 
