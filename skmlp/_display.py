@@ -120,6 +120,6 @@ class LossCurveDisplay:
             loss_curve=estimator.loss_curve_,
             validation_loss_curve=getattr(estimator, "validation_loss_curve_", None),
             validation_scores=getattr(estimator, "validation_scores_", None),
-            score_name=estimator._score_name,
+            score_name=estimator._score_label(),
             estimator_name=type(estimator).__name__,
         ).plot(ax=ax)

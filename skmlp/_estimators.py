@@ -18,6 +18,7 @@ call that raises commits nothing and rolls back what validation set.
 """
 
 import copy
+import inspect
 import math
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -25,7 +26,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, get_scorer, get_scorer_names, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -129,6 +130,22 @@ def _has_unknown_labels(labels, known):
     return len(np.setdiff1d(labels, known, assume_unique=True)) > 0
 
 
+def _accepts_sample_weight(scorer):
+    """Whether a scorer can be called with sample_weight=: scikit-learn's
+    scorers can; a plain function when it names the parameter or takes
+    **kwargs."""
+    if hasattr(scorer, "_score_func"):  # scikit-learn's _Scorer
+        return True
+    try:
+        parameters = inspect.signature(scorer).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.name == "sample_weight" or p.kind is inspect.Parameter.VAR_KEYWORD
+        for p in parameters
+    )
+
+
 def _store_init_params(estimator, init_locals):
     """Store each ``__init__`` argument under its own name, and nothing else.
 
@@ -185,6 +202,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "scoring": [StrOptions({"loss", *get_scorer_names()}), callable, None],
     }
 
     # ---- fitting -----------------------------------------------------------
@@ -254,6 +272,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                     dropout,
                     hooks,
                     starting_params,
+                    self._validation_scorer(state, layer_sizes),
                 )
             else:
                 fit_lbfgs(self, state, net, X, Y, sample_weight)
@@ -388,6 +407,51 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 best_validation_score_=state.best_validation_score,
             )
         return attributes
+
+    def _score_label(self):
+        """The name of the validation score, for the verbose line and plots."""
+        if self.scoring is None:
+            return self._score_name
+        if self.scoring == "loss":
+            return "score (negative loss)"
+        return getattr(self.scoring, "__name__", None) or str(self.scoring)
+
+    def _validation_scorer(self, state, layer_sizes):
+        """``score(out, validation, loss)``: the number recorded in
+        validation_scores_ for one epoch, from the network's output on the
+        validation set and the validation loss, as ``scoring`` asks.
+
+        A scorer (a name or a callable) sees a copy of the model with the
+        current weights, the validation X and its labels or targets, and the
+        validation sample weights when it accepts them.
+        """
+        if self.scoring is None:  # accuracy or R^2, as scikit-learn's MLP
+            return lambda out, data, loss: self._score_outputs(out, *data[1:])
+        if self.scoring == "loss":
+            return lambda out, data, loss: -loss
+        scoring = self.scoring
+        scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
+        weighted = _accepts_sample_weight(scorer)
+
+        def score(out, data, loss):
+            X_val, Y_val, sw_val = data
+            if not np.isfinite(out).all():
+                return np.nan
+            model = copy.copy(self)
+            model.__dict__.update(self._fitted_attributes(state, layer_sizes))
+            model.__dict__.pop("feature_names_in_", None)  # X_val is validated
+            kwargs = {} if sw_val is None or not weighted else {"sample_weight": sw_val}
+            try:
+                return float(scorer(model, X_val, self._decode(Y_val), **kwargs))
+            except Exception as error:
+                raise ValueError(
+                    f"scoring={scoring!r} failed on the validation data: {error}. "
+                    "Pass a scorer name of sklearn.metrics.get_scorer_names() that "
+                    "suits this estimator, or a callable scorer(estimator, X, y)."
+                ) from error
+
+        score.trial = True  # run it once before training, to fail early
+        return score
 
     def _output_layer(self, out_activation=None):
         """The core's output layer: activation, loss and output delta (of the
@@ -715,6 +779,17 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         Inverted dropout: kept units are scaled by ``1 / (1 - p)`` so that
         prediction, which uses no dropout, needs no rescaling. The masks are
         drawn from ``random_state``. Not a parameter of MLPClassifier.
+    scoring : str, callable or None, default=None
+        What a validation set (the ``validation_fraction`` split of early
+        stopping, or ``X_val``) is scored with, per epoch: the numbers in
+        ``validation_scores_`` that early stopping maximises and whose best
+        epoch's weights it keeps. None: the estimator's ``score`` (accuracy,
+        or R^2 for the regressor), as in MLPClassifier. 'loss': the negative
+        validation loss, so ``validation_scores_ == -validation_loss_curve_``.
+        Any name of ``sklearn.metrics.get_scorer_names()``, or a callable
+        ``scorer(estimator, X, y)``; ``sample_weight_val`` is passed to it when
+        it accepts ``sample_weight``. HistGradientBoosting's meaning. Not a
+        parameter of MLPClassifier.
 
     Attributes
     ----------
@@ -809,6 +884,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         max_fun=15000,
         class_weight=None,
         dropout=0.0,
+        scoring=None,
     ):
         _store_init_params(self, locals())
 
@@ -1037,8 +1113,8 @@ default='squared_error'
         The quantile to predict, in (0, 1) (``loss='quantile'`` only): the
         loss is ``q (y - p)`` where ``y >= p`` and ``(1 - q) (p - y)`` where
         ``y < p``, scikit-learn's ``mean_pinball_loss`` with ``alpha=q``.
-    dropout : float or tuple of float, default=0.0
-        As in :class:`BackpropClassifier`.
+    dropout, scoring : float or tuple of float, str, callable or None
+        As in :class:`BackpropClassifier`; ``scoring=None`` scores R^2.
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
@@ -1119,6 +1195,7 @@ n_outputs_
         huber_delta=1.0,
         quantile=0.5,
         dropout=0.0,
+        scoring=None,
     ):
         _store_init_params(self, locals())
 

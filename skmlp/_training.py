@@ -275,16 +275,16 @@ def objective(net, data, alpha, penalty_weight):
     return float(loss + net._penalty(alpha, penalty_weight)), out
 
 
-def record_validation(est, state, net, validation, penalty_weight):
+def record_validation(est, state, net, validation, penalty_weight, score):
     """Score the current weights on the validation set and record the epoch.
 
-    Appends to ``validation_scores`` (accuracy or R^2) and to
-    ``validation_loss_curve``, the objective on the validation set (see
-    :func:`objective`), which compares with ``loss_curve``.
+    Appends to ``validation_scores`` (``score(out, validation, loss)``: by
+    default accuracy or R^2) and to ``validation_loss_curve``, the objective
+    on the validation set (see :func:`objective`), which compares with
+    ``loss_curve``.
     """
     loss, out = objective(net, validation, est.alpha, penalty_weight)
-    X_val, Y_val, sw_val = validation
-    score = est._score_outputs(out, Y_val, sw_val)
+    score = score(out, validation, loss)
     state.validation_scores.append(score)
     state.validation_loss_curve.append(loss)
     improved = score > state.best_validation_score
@@ -293,7 +293,7 @@ def record_validation(est, state, net, validation, penalty_weight):
     return score, improved
 
 
-def update_stopping_state(est, state, net, validation, penalty_weight):
+def update_stopping_state(est, state, net, validation, penalty_weight, score):
     """Track the best loss or validation score and count epochs without progress.
 
     Mirrors scikit-learn: an epoch improves when it beats the best by more than
@@ -303,7 +303,9 @@ def update_stopping_state(est, state, net, validation, penalty_weight):
     """
     if validation is not None:
         best_before = state.best_validation_score
-        score, improved = record_validation(est, state, net, validation, penalty_weight)
+        score, improved = record_validation(
+            est, state, net, validation, penalty_weight, score
+        )
         if est.early_stopping:
             if score < best_before + est.tol:
                 state.no_improvement_count += 1
@@ -325,7 +327,7 @@ def _epoch_report(est, state, validation, seconds):
     if validation is not None:
         line += (
             f", validation loss = {state.validation_loss_curve[-1]:.8f}"
-            f", validation {est._score_name} = {state.validation_scores[-1]:.4f}"
+            f", validation {est._score_label()} = {state.validation_scores[-1]:.4f}"
         )
     return line + f", {seconds:.2f} s"
 
@@ -438,6 +440,7 @@ class _Fit:
     progress: _Progress
     penalty_weight: float  # a minibatch's expected total sample weight
     hooks: object = None  # EpochHooks, or None without callbacks
+    score: object = None  # score(out, validation, loss) for validation_scores
 
 
 def fit_stochastic(
@@ -453,6 +456,7 @@ def fit_stochastic(
     dropout=None,
     hooks=None,
     starting_params=None,
+    score=None,
 ):
     """Minibatch training with SGD or Adam (one epoch when ``incremental``).
 
@@ -461,6 +465,8 @@ def fit_stochastic(
     sample_weight_val); without it, early stopping holds out
     ``validation_fraction`` of the data. ``starting_params()`` returns the
     weights the call starts from (by default a copy is kept).
+    ``score(out, validation, loss)`` is the validation score of an epoch
+    (see ``record_validation``).
     """
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
@@ -475,6 +481,13 @@ def fit_stochastic(
     if validation is not None and state.validation_scores is None:
         state.validation_scores, state.validation_loss_curve = [], []
         state.best_validation_score = -np.inf
+    if score is None:  # accuracy or R^2, as scikit-learn's MLP
+
+        def score(out, data, loss):
+            return est._score_outputs(out, *data[1:])
+
+    if validation is not None and getattr(score, "trial", False):
+        score(net.forward(validation[0]), validation, np.nan)  # fail early
     if est.early_stopping and state.best_params is None:
         state.best_params = state.params.copy()
     batch_size = resolve_batch_size(est, train[0].shape[0])
@@ -502,6 +515,7 @@ def fit_stochastic(
         progress,
         penalty_weight,
         hooks,
+        score,
     )
     diverged = None
     try:
@@ -555,7 +569,9 @@ def _run_epochs(fit):
         state.loss = loss
         state.t += batches.X.shape[0]
         state.loss_curve.append(loss)
-        update_stopping_state(est, state, net, validation, fit.penalty_weight)
+        update_stopping_state(
+            est, state, net, validation, fit.penalty_weight, fit.score
+        )
         if est.verbose:
             print(_epoch_report(est, state, validation, time.perf_counter() - started))
         if epoch is not None and hooks.end(est, epoch):

@@ -137,6 +137,7 @@ def test_fitted_attributes_match_mlpclassifiers():
     assert {k: ours_params[k] for k in set(ours_params) - set(ref_params)} == {
         "class_weight": None,
         "dropout": 0.0,
+        "scoring": None,
     }
     assert ours.loss == ref.loss == "log_loss"
     # Both accept sparse X; scikit-learn declares it in the tags from 1.7 on.
