@@ -122,5 +122,12 @@ def test_verbose_and_the_display_name_the_metric(capsys):
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X_train, y_train, X_val=X_val, y_val=y_val)
     assert "validation neg_log_loss = " in capsys.readouterr().out
-    assert est._score_label() == "neg_log_loss"
     assert _classifier(scoring="loss")._score_label() == "score (negative loss)"
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skmlp import LossCurveDisplay
+
+    display = LossCurveDisplay.from_estimator(est)
+    assert display.ax_score_.get_ylabel() == "validation neg_log_loss"
