@@ -7,6 +7,7 @@ forward and backward passes are plain numpy (see ``skmlp/_network.py``).
 from ._display import LossCurveDisplay
 from ._estimators import BackpropClassifier, BackpropRegressor
 from ._gradcheck import check_gradients
+from ._onnx import register_when_imported
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,9 @@ for _public in (
 ):
     _public.__module__ = __name__
 del _public
+
+# ONNX export: converters registered with skl2onnx when (if ever) it is imported.
+register_when_imported()
 
 __all__ = [
     "BackpropClassifier",

@@ -1,0 +1,224 @@
+"""ONNX export: skl2onnx's calls convert skmlp's models, and ONNX Runtime runs
+them to the results of predict and predict_proba."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris, make_multilabel_classification
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skmlp import BackpropClassifier, BackpropRegressor
+from skmlp._activations import ACTIVATIONS
+
+skl2onnx = pytest.importorskip("skl2onnx")
+ort = pytest.importorskip("onnxruntime")
+from skl2onnx import convert_sklearn, to_onnx  # noqa: E402
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+X_iris, y_iris = load_iris(return_X_y=True)
+X_scaled = StandardScaler().fit_transform(X_iris)
+# What each tolerance is held to: float32 graphs vs the float64 model, and
+# float64 graphs (gelu's erf runs in float32 there: ONNX Runtime has no double Erf).
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-9}
+
+
+def _run(onx, X, options=None):
+    session = ort.InferenceSession(
+        onx.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, {session.get_inputs()[0].name: X})
+
+
+def _tolerance(dtype, activation):
+    return 1e-6 if dtype == np.float64 and activation == "gelu" else TOLERANCE[dtype]
+
+
+def _targets(kind, rng):
+    if kind == "binary int":
+        return BackpropClassifier, (y_iris > 0).astype(int) * 7 - 3  # labels -3, 4
+    if kind == "multiclass str":
+        return BackpropClassifier, np.array(["setosa", "versicolor", "virginica"])[
+            y_iris
+        ]
+    if kind == "multilabel":
+        _, Y = make_multilabel_classification(150, 4, n_classes=3, random_state=0)
+        return BackpropClassifier, Y
+    if kind == "regression":
+        return BackpropRegressor, X_iris[:, 0] * 2 - X_iris[:, 1]
+    if kind == "multi-output":
+        return BackpropRegressor, np.column_stack([X_iris[:, 0], X_iris[:, 2] ** 2])
+    return BackpropRegressor, rng.poisson(X_iris[:, 2])  # poisson
+
+
+def _fitted(kind, activation, rng):
+    Estimator, y = _targets(kind, rng)
+    kwargs = {"loss": "poisson"} if kind == "poisson" else {}
+    est = Estimator(
+        hidden_layer_sizes=(7, 5),
+        activation=activation,
+        max_iter=40,
+        learning_rate_init=0.01,
+        random_state=0,
+        **kwargs,
+    )
+    return est.fit(X_scaled, y)
+
+
+KINDS = [
+    "binary int",
+    "multiclass str",
+    "multilabel",
+    "regression",
+    "multi-output",
+    "poisson",
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_onnx_runtime_reproduces_predict_and_predict_proba(
+    activation, kind, dtype, rng
+):
+    est = _fitted(kind, activation, rng)
+    X = X_scaled.astype(dtype)
+    options = {"zipmap": False} if isinstance(est, BackpropClassifier) else None
+    outputs = _run(to_onnx(est, X[:1], options=options), X)
+    tolerance = _tolerance(dtype, activation)
+    if isinstance(est, BackpropRegressor):
+        (predicted,) = outputs
+        expected = est.predict(X_scaled).reshape(len(X), -1)
+        assert predicted.shape == expected.shape  # (n, n_outputs), never (2n, 1)
+        assert predicted.dtype == dtype
+        np.testing.assert_allclose(predicted, expected, rtol=tolerance, atol=tolerance)
+        return
+    labels, proba = outputs
+    np.testing.assert_array_equal(labels, est.predict(X_scaled))
+    assert proba.dtype == dtype
+    np.testing.assert_allclose(proba, est.predict_proba(X_scaled), atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "softplus"])
+def test_saturating_inputs_stay_finite_and_equal(activation, dtype, rng):
+    for kind in ("multiclass str", "binary int"):
+        est = _fitted(kind, activation, rng)
+        X = (X_scaled * 1e4).astype(dtype)  # |z| in the thousands and beyond
+        labels, proba = _run(to_onnx(est, X[:1], options={"zipmap": False}), X)
+        assert np.isfinite(proba).all()
+        np.testing.assert_array_equal(labels, est.predict(X.astype(np.float64)))
+        expected = est.predict_proba(X.astype(np.float64))
+        np.testing.assert_allclose(proba, expected, atol=TOLERANCE[dtype])
+
+
+def test_a_model_trained_in_float32_converts_in_float32():
+    X = X_scaled.astype(np.float32)
+    est = BackpropClassifier((9,), max_iter=40, random_state=0).fit(X, y_iris)
+    assert est.coefs_[0].dtype == np.float32
+    labels, proba = _run(to_onnx(est, X[:1], options={"zipmap": False}), X)
+    np.testing.assert_array_equal(labels, est.predict(X))
+    np.testing.assert_allclose(proba, est.predict_proba(X), atol=1e-6)
+
+
+def test_zipmap_options_as_for_mlpclassifier():
+    est = BackpropClassifier((6,), max_iter=30, random_state=0).fit(X_scaled, y_iris)
+    X = X_scaled[:5].astype(np.float32)
+    expected = est.predict_proba(X_scaled[:5])
+    labels, dicts = _run(to_onnx(est, X), X)  # zipmap=True: a dict per row
+    assert [sorted(d) for d in dicts] == [[0, 1, 2]] * 5
+    np.testing.assert_allclose(
+        [[d[c] for c in range(3)] for d in dicts], expected, atol=1e-6
+    )
+    columns = _run(to_onnx(est, X, options={"zipmap": "columns"}), X)
+    np.testing.assert_allclose(np.column_stack(columns[1:]), expected, atol=1e-6)
+
+
+def test_nocl_gives_class_indices():
+    y = np.array(["a", "b", "c"])[y_iris]
+    est = BackpropClassifier((6,), max_iter=30, random_state=0).fit(X_scaled, y)
+    X = X_scaled.astype(np.float32)
+    labels, _ = _run(to_onnx(est, X[:1], options={"zipmap": False, "nocl": True}), X)
+    np.testing.assert_array_equal(labels, np.searchsorted(est.classes_, est.predict(X)))
+
+
+def test_convert_sklearn_with_initial_types_and_a_whole_pipeline():
+    pipe = make_pipeline(
+        StandardScaler(), BackpropClassifier((8,), max_iter=40, random_state=0)
+    ).fit(X_iris, y_iris)
+    onx = convert_sklearn(
+        pipe,
+        initial_types=[("input", FloatTensorType([None, 4]))],
+        options={id(pipe[-1]): {"zipmap": False}},
+    )
+    labels, proba = _run(onx, X_iris.astype(np.float32))
+    np.testing.assert_array_equal(labels, pipe.predict(X_iris))
+    np.testing.assert_allclose(proba, pipe.predict_proba(X_iris), atol=1e-5)
+    reg = make_pipeline(
+        StandardScaler(), BackpropRegressor(hidden_layer_sizes=(8,), max_iter=40)
+    )
+    reg.fit(X_iris, y_iris.astype(float))
+    onx = convert_sklearn(reg, initial_types=[("input", DoubleTensorType([None, 4]))])
+    (predicted,) = _run(onx, X_iris)
+    np.testing.assert_allclose(predicted.ravel(), reg.predict(X_iris), rtol=1e-9)
+
+
+def test_float_labels_that_are_whole_numbers_become_int64():
+    y = y_iris.astype(float) + 1.0
+    est = BackpropClassifier((6,), max_iter=30, random_state=0).fit(X_scaled, y)
+    X = X_scaled.astype(np.float32)
+    labels, _ = _run(to_onnx(est, X[:1], options={"zipmap": False}), X)
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, est.predict(X))
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+def test_an_unfitted_estimator_is_refused_by_name(Estimator):
+    with pytest.raises(NotFittedError, match=Estimator.__name__):
+        to_onnx(Estimator(), X_scaled[:1].astype(np.float32))
+
+
+def test_an_unsupported_option_is_refused_by_name():
+    est = BackpropRegressor(hidden_layer_sizes=(4,), max_iter=5)
+    est.fit(X_scaled, y_iris.astype(float))
+    with pytest.raises(Exception, match="zipmap"):
+        to_onnx(est, X_scaled[:1].astype(np.float32), options={"zipmap": False})
+
+
+@pytest.mark.parametrize("skl2onnx_first", [False, True])
+def test_import_order_does_not_matter_and_skmlp_does_not_import_skl2onnx(
+    skl2onnx_first,
+):
+    code = f"""
+import sys
+import numpy as np
+if {skl2onnx_first}:
+    import skl2onnx
+import skmlp
+assert ("skl2onnx" in sys.modules) == {skl2onnx_first}
+from skl2onnx import to_onnx
+X = np.random.RandomState(0).normal(size=(30, 3)).astype(np.float32)
+est = skmlp.BackpropRegressor(hidden_layer_sizes=(4,), max_iter=3).fit(X, X[:, 0])
+print(to_onnx(est, X[:1]).graph.output[0].name)
+"""
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "variable"
+
+
+def test_the_readme_example_runs():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Deploy with ONNX", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
