@@ -90,22 +90,73 @@ def _hidden_activation(graph, name, z):
         return graph.node("Add", [graph.node("Relu", [z]), log_tail])
     if name == "gelu":  # exact: z Phi(z), Phi the standard normal CDF
         return graph.node("Mul", [z, _normal_cdf(graph, z)])
-    if name == "silu":  # z sigmoid(z)
-        return graph.node("Mul", [z, graph.node("Sigmoid", [z])])
+    if name == "silu":  # z sigmoid(z) = z / (1 + e^-z); not Mul(z, Sigmoid(z)),
+        # which ONNX Runtime 1.23 fuses into a float-only QuickGelu kernel
+        exp_neg = graph.node("Exp", [graph.node("Neg", [z])])
+        return graph.node(
+            "Div", [z, graph.node("Add", [exp_neg, graph.constant("one", 1)])]
+        )
     raise NotImplementedError(f"skmlp's ONNX export has no activation {name!r}.")
 
 
-def _normal_cdf(graph, z):
-    """Phi(z) = (1 + erf(z / sqrt 2)) / 2. ONNX Runtime's Erf is float only:
-    a double graph computes it in float (about 1e-7 relative)."""
-    x = graph.node("Mul", [z, graph.constant("c", _SQRT_HALF)])
-    if graph.dtype == np.float64:
-        from skl2onnx.proto import onnx_proto
+# erf on [0, ERF_RANGE] as a Chebyshev series for double graphs; beyond it
+# erf is 1 to double precision (erfc(6) = 2e-17).
+ERF_RANGE, ERF_DEGREE = 6.0, 40
 
-        as_float = graph.node("Cast", [x], to=onnx_proto.TensorProto.FLOAT)
-        erf = graph.node("Cast", [graph.node("Erf", [as_float])], to=graph.proto_type)
+
+def _erf_chebyshev():
+    """Chebyshev coefficients of erf(x), x = ERF_RANGE (u + 1) / 2, u in
+    [-1, 1]: interpolated at Chebyshev points from scipy's erf, so no constant
+    is copied from anywhere. Largest error on [0, 6]: about 1.5e-15."""
+    from numpy.polynomial import chebyshev
+    from scipy.special import erf
+
+    return chebyshev.chebinterpolate(lambda u: erf(ERF_RANGE * (u + 1) / 2), ERF_DEGREE)
+
+
+def _clenshaw(graph, u, coefficients):
+    """sum_k c_k T_k(u) by Clenshaw's recurrence (stable, unlike powers of u)."""
+    two_u = graph.node("Mul", [u, graph.constant("two", 2)])
+    b1 = b2 = graph.constant("zero", 0)
+    for c in coefficients[:0:-1]:  # b_k = 2u b_{k+1} - b_{k+2} + c_k, k = n..1
+        b1, b2 = (
+            graph.node(
+                "Add",
+                [
+                    graph.node("Sub", [graph.node("Mul", [two_u, b1]), b2]),
+                    graph.constant("c", c),
+                ],
+            ),
+            b1,
+        )
+    last = graph.node("Sub", [graph.node("Mul", [u, b1]), b2])
+    return graph.node("Add", [last, graph.constant("c", coefficients[0])])
+
+
+def _normal_cdf(graph, z):
+    """Phi(z) = (1 + erf(z / sqrt 2)) / 2.
+
+    ONNX Runtime has Erf for float only. A float graph uses it; a double graph
+    evaluates erf(|z| / sqrt 2) as a Chebyshev series on [0, 6] (erf is 1
+    beyond), with erf's odd symmetry for z < 0: about 1e-14 absolute.
+    """
+    scaled = graph.node("Mul", [z, graph.constant("c", _SQRT_HALF)])
+    if graph.dtype == np.float64:
+        x = graph.node(
+            "Min", [graph.node("Abs", [scaled]), graph.constant("r", ERF_RANGE)]
+        )
+        u = graph.node(
+            "Sub",
+            [
+                graph.node("Mul", [x, graph.constant("c", 2 / ERF_RANGE)]),
+                graph.constant("one", 1),
+            ],
+        )
+        magnitude = _clenshaw(graph, u, _erf_chebyshev())
+        negative = graph.node("Less", [z, graph.constant("zero", 0)])
+        erf = graph.node("Where", [negative, graph.node("Neg", [magnitude]), magnitude])
     else:
-        erf = graph.node("Erf", [x])
+        erf = graph.node("Erf", [scaled])
     one_plus = graph.node("Add", [erf, graph.constant("one", 1)])
     return graph.node("Mul", [one_plus, graph.constant("half", 0.5)])
 
