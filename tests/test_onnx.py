@@ -239,3 +239,15 @@ def test_the_exact_gelu_graph_is_z_times_the_normal_cdf(dtype):
     # Absolute error per unit of |x| (zPhi(z) cancels in the tail: 1 + erf).
     bound = (1e-13 if dtype == np.float64 else 2e-6) * np.maximum(1, np.abs(x))
     assert (np.abs(out.ravel() - expected) <= bound).all()
+
+
+@pytest.mark.parametrize(
+    "loss, extra",
+    [("quantile", {"quantile": 0.9}), ("huber", {}), ("absolute_error", {})],
+)
+def test_robust_and_quantile_regressors_are_plain_regression_graphs(loss, extra):
+    est = BackpropRegressor(
+        loss=loss, hidden_layer_sizes=(6,), max_iter=30, random_state=0, **extra
+    ).fit(X_scaled, X_iris[:, 0])
+    (predicted,) = _run(to_onnx(est, X_scaled[:1]), X_scaled)
+    np.testing.assert_allclose(predicted.ravel(), est.predict(X_scaled), rtol=1e-12)
