@@ -21,6 +21,7 @@ import copy
 import inspect
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -146,6 +147,19 @@ def _accepts_sample_weight(scorer):
     )
 
 
+@dataclass
+class _Prepared:
+    """One call's validated training data (see ``_BaseBackprop._prepared``)."""
+
+    X: object  # ndarray or sparse matrix, float32 or float64
+    Y: np.ndarray  # targets in X's dtype, or booleans for class indicators
+    sample_weight: np.ndarray | None
+    given: tuple | None  # the user's validation set, validated
+    layer_sizes: list
+    first_pass: bool
+    dropout: list | None
+
+
 def _store_init_params(estimator, init_locals):
     """Store each ``__init__`` argument under its own name, and nothing else.
 
@@ -224,70 +238,81 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 over="ignore", invalid="ignore", divide="ignore", under="ignore"
             ),
         ):
-            hidden = _hidden_sizes(self.hidden_layer_sizes)
-            dropout = self._dropout_rates(len(hidden))
-            first_pass = not hasattr(self, "coefs_") or (
-                not self.warm_start and not incremental
-            )
-            X_raw = X  # as the user passed it, for callbacks that score
-            X, Y = self._validate_input(X, y, incremental, reset=first_pass)
-            sample_weight = self._validate_sample_weight(sample_weight, X)
-            sample_weight = self._with_class_weight(
-                Y, sample_weight, incremental, X.dtype
-            )
-            Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
-            given = self._validation_set(validation, X.dtype)
-            layer_sizes = [X.shape[1], *hidden, Y.shape[1]]
-            rng = check_random_state(self.random_state)
-            state, starting_params = self._training_state(
-                layer_sizes, X.dtype, rng, first_pass
-            )
-            out_activation = self._output_activation()
-            net = MLP(
-                layer_sizes,
-                self.activation,
-                self._output_layer(out_activation),
-                state.params,
-            )
-
-            def snapshot():  # the model as it stands, for callbacks
-                attributes = self._fitted_attributes(state, layer_sizes)
-                return copy.deepcopy(attributes)
-
-            context = None if incremental else self._callback_context(X_raw, y)
-            if self.solver in _STOCHASTIC_SOLVERS:
-                hooks = None
-                if context is not None:
-                    hooks = EpochHooks(context, X_raw, y, snapshot)
-                fit_stochastic(
-                    self,
-                    state,
-                    net,
-                    X,
-                    Y,
-                    sample_weight,
-                    rng,
-                    incremental,
-                    given,
-                    dropout,
-                    hooks,
-                    starting_params,
-                    self._validation_scorer(state, layer_sizes),
-                )
-            else:
-                fit_lbfgs(self, state, net, X, Y, sample_weight)
-            if not np.isfinite(state.params).all():
-                raise ValueError(
-                    "Solver produced non-finite parameter weights. The input data "
-                    "may contain large values and need to be preprocessed."
-                )
-            if context is not None:
-                context.call_on_fit_task_end(
-                    estimator=self, X=X_raw, y=y, reconstruction_attributes=snapshot
-                )
-            for name, value in self._fitted_attributes(state, layer_sizes).items():
+            data = self._prepared(X, y, sample_weight, incremental, validation)
+            state = self._train(data, X_raw=X, y_raw=y, incremental=incremental)
+            for name, value in self._fitted_attributes(state, data.layer_sizes).items():
                 setattr(self, name, value)  # the commit
         return self
+
+    def _prepared(self, X, y, sample_weight, incremental, validation):
+        """Validated, encoded training data, and what the network looks like."""
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        dropout = self._dropout_rates(len(hidden))
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        sample_weight = self._validate_sample_weight(sample_weight, X)
+        sample_weight = self._with_class_weight(Y, sample_weight, incremental, X.dtype)
+        Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
+        return _Prepared(
+            X,
+            Y,
+            sample_weight,
+            given=self._validation_set(validation, X.dtype),
+            layer_sizes=[X.shape[1], *hidden, Y.shape[1]],
+            first_pass=first_pass,
+            dropout=dropout,
+        )
+
+    def _train(self, data, X_raw, y_raw, incremental):
+        """Run the solver on a new TrainingState and return it, uncommitted.
+
+        ``X_raw`` and ``y_raw`` are the data as the user passed them, for
+        callbacks that score.
+        """
+        rng = check_random_state(self.random_state)
+        layer_sizes = data.layer_sizes
+        state, starting_params = self._training_state(
+            layer_sizes, data.X.dtype, rng, data.first_pass
+        )
+        output = self._output_layer(self._output_activation())
+        net = MLP(layer_sizes, self.activation, output, state.params)
+
+        def snapshot():  # the model as it stands, for callbacks
+            return copy.deepcopy(self._fitted_attributes(state, layer_sizes))
+
+        context = None if incremental else self._callback_context(X_raw, y_raw)
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            fit_lbfgs(self, state, net, data.X, data.Y, data.sample_weight)
+        else:
+            fit_stochastic(
+                self,
+                state,
+                net,
+                data.X,
+                data.Y,
+                data.sample_weight,
+                rng,
+                incremental,
+                given=data.given,
+                dropout=data.dropout,
+                hooks=None
+                if context is None
+                else EpochHooks(context, X_raw, y_raw, snapshot),
+                starting_params=starting_params,
+                score=self._validation_scorer(state, layer_sizes),
+            )
+        if not np.isfinite(state.params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data "
+                "may contain large values and need to be preprocessed."
+            )
+        if context is not None:
+            context.call_on_fit_task_end(
+                estimator=self, X=X_raw, y=y_raw, reconstruction_attributes=snapshot
+            )
+        return state
 
     # Attributes that input validation may set before training (scikit-learn's
     # validate_data, the label binarizer, partial_fit's first call).
