@@ -75,14 +75,15 @@ def copy_optimizer_state(state):
     return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()}
 
 
-def restore_optimizer_state(state, saved):
-    """Write ``saved`` (from :func:`copy_optimizer_state`) back into ``state``,
-    in place: an optimizer object holds ``state`` itself."""
-    for key, value in saved.items():
+def copy_optimizer_state_into(target, source):
+    """Write the optimizer state ``source`` into ``target`` (a state dict of
+    the same layout), arrays in place: an optimizer object holds its state
+    dict itself, and a snapshot's buffers are reused."""
+    for key, value in source.items():
         if isinstance(value, np.ndarray):
-            state[key][...] = value
+            target[key][...] = value
         else:
-            state[key] = value
+            target[key] = value
 
 
 class Minibatches:
@@ -392,7 +393,7 @@ class _Progress:
         if self.start_optimizer is None:
             self.start_optimizer = copy_optimizer_state(self.state.optimizer)
         else:
-            restore_optimizer_state(self.start_optimizer, self.state.optimizer)
+            copy_optimizer_state_into(self.start_optimizer, self.state.optimizer)
 
     def end_epoch(self, loss):
         self.epochs += 1
@@ -411,7 +412,7 @@ class _Progress:
     def back_to_epoch_start(self):
         """Ctrl-C: the weights and optimizer state of the last complete epoch."""
         self.state.params[...] = self.start_params
-        restore_optimizer_state(self.state.optimizer, self.start_optimizer)
+        copy_optimizer_state_into(self.state.optimizer, self.start_optimizer)
 
     def exploded(self, net, train, alpha, penalty_weight):
         """The last epoch's loss exceeds EXPLOSION_FACTOR times the lower of
@@ -452,21 +453,24 @@ def fit_stochastic(
     sample_weight,
     rng,
     incremental,
-    given=None,
-    dropout=None,
-    hooks=None,
-    starting_params=None,
-    score=None,
+    *,
+    given,
+    dropout,
+    hooks,
+    starting_params,
+    score,
 ):
     """Minibatch training with SGD or Adam (one epoch when ``incremental``).
 
     ``state`` is the fit's own TrainingState, updated in place; ``net`` views
     its parameters. ``given`` is the user's validation set (X_val, Y_val,
     sample_weight_val); without it, early stopping holds out
-    ``validation_fraction`` of the data. ``starting_params()`` returns the
-    weights the call starts from (by default a copy is kept).
-    ``score(out, validation, loss)`` is the validation score of an epoch
-    (see ``record_validation``).
+    ``validation_fraction`` of the data. ``dropout`` holds the rates per
+    hidden layer (or None), ``hooks`` an EpochHooks (or None without
+    callbacks). ``starting_params()`` returns the weights the call starts
+    from; ``score(out, validation, loss)`` is an epoch's validation score
+    (see ``record_validation``); a ``score.trial`` attribute asks for one
+    call before the first epoch, so that a failing scorer fails early.
     """
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
@@ -481,11 +485,6 @@ def fit_stochastic(
     if validation is not None and state.validation_scores is None:
         state.validation_scores, state.validation_loss_curve = [], []
         state.best_validation_score = -np.inf
-    if score is None:  # accuracy or R^2, as scikit-learn's MLP
-
-        def score(out, data, loss):
-            return est._score_outputs(out, *data[1:])
-
     if validation is not None and getattr(score, "trial", False):
         score(net.forward(validation[0]), validation, np.nan)  # fail early
     if est.early_stopping and state.best_params is None:
@@ -496,12 +495,6 @@ def fit_stochastic(
     penalty_weight = train_weight * batch_size / train[0].shape[0]
 
     state.n_iter = 0
-    if starting_params is None:
-        kept = state.params.copy()
-
-        def starting_params():
-            return kept
-
     progress = _Progress(state, starting_params)
     fit = _Fit(
         est,
