@@ -202,8 +202,13 @@ def _fitted(solver):
 
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 def test_a_refit_on_overflowing_input_changes_nothing(solver):
+    # A fixed seed: with 1/256 chance per seed, all eight relu units of the
+    # refit's fresh draw are dead on the constant rows, and the fit is then
+    # legitimately finite (seed 281 does that), so nothing is refused.
     est = _quiet_fit(
-        BackpropRegressor(hidden_layer_sizes=(8,), solver=solver, max_iter=5),
+        BackpropRegressor(
+            hidden_layer_sizes=(8,), solver=solver, max_iter=5, random_state=0
+        ),
         X_iris,
         y_iris,
     )
