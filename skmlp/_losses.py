@@ -18,15 +18,22 @@ no extra array) and returns it.
 A loss is ``L = sum_i w_i * l_i`` where ``l_i`` is the per-sample loss summed
 over the outputs (averaged for the squared error), exactly the data term that
 scikit-learn's MLP reports as ``loss_``.
+
+Each output also has generic versions for any array-API namespace (the
+``_xp`` functions, taking the namespace first): they return new arrays, and
+the loss as a 0-d array of the namespace, so that a loop on a GPU need not
+wait for it.
 """
 
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import xlogy
+from scipy.special import _ufuncs
 
-from ._activations import identity, logistic
+from ._activations import identity, identity_xp, logistic, stable_sigmoid_xp
+
+xlogy = _ufuncs.xlogy  # the ufunc, without SCIPY_ARRAY_API's dispatch cost
 
 
 class Output(NamedTuple):
@@ -41,6 +48,9 @@ class Output(NamedTuple):
     activate: Callable[[np.ndarray], np.ndarray]
     loss: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
     delta: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+    activate_xp: Callable  # (xp, Z) -> P
+    loss_xp: Callable  # (xp, Y, P, w) -> 0-d array
+    delta_xp: Callable  # (xp, Y, P, w) -> dL/dz
     loss_from_logits: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float] = (
         None
     )
@@ -196,7 +206,16 @@ def huber(threshold):
         np.clip(residual, -threshold, threshold, out=residual)
         return _scale_by_weights(residual, w, 1.0 / P.shape[1])
 
-    return Output(identity, loss, delta)
+    def loss_xp(xp, Y, P, w):
+        r = xp.abs(P - Y)
+        quadratic = xp.clip(r, max=threshold)
+        return _weighted_sum_xp(xp, quadratic * (r - 0.5 * quadratic), w) / P.shape[1]
+
+    def delta_xp(xp, Y, P, w):
+        residual = xp.clip(P - Y, min=-threshold, max=threshold)
+        return _scale_by_weights_xp(xp, residual, w, 1.0 / P.shape[1])
+
+    return Output(identity, loss, delta, identity_xp, loss_xp, delta_xp)
 
 
 def quantile(q):
@@ -221,7 +240,84 @@ def quantile(q):
         delta[below] = -q
         return _scale_by_weights(delta, w, 1.0 / P.shape[1])
 
-    return Output(identity, loss, delta)
+    def loss_xp(xp, Y, P, w):
+        r = Y - P
+        return _weighted_sum_xp(xp, xp.where(r >= 0, q * r, (q - 1.0) * r), w) / (
+            P.shape[1]
+        )
+
+    def delta_xp(xp, Y, P, w):
+        zero = xp.zeros_like(P)
+        delta = xp.where(P > Y, zero + (1.0 - q), xp.where(P < Y, zero - q, zero))
+        return _scale_by_weights_xp(xp, delta, w, 1.0 / P.shape[1])
+
+    return Output(identity, loss, delta, identity_xp, loss_xp, delta_xp)
+
+
+# ---- the same outputs for any array-API namespace ---------------------------
+
+
+def _weighted_sum_xp(xp, per_element, w):
+    """sum_i w_i sum_k l_ik (the mean over samples when w is None), 0-d."""
+    if w is None:
+        return xp.sum(per_element) / per_element.shape[0]
+    return xp.sum(w[:, None] * per_element)
+
+
+def _scale_by_weights_xp(xp, delta, w, scale=1.0):
+    if w is None:
+        return delta * (scale / delta.shape[0])
+    return delta * (w[:, None] * scale)
+
+
+def _clip_probabilities_xp(xp, P):
+    eps = float(xp.finfo(P.dtype).eps)
+    return xp.clip(P, min=eps, max=1 - eps)
+
+
+def canonical_delta_xp(xp, Y, P, w):
+    return _scale_by_weights_xp(xp, P - Y, w)
+
+
+def softmax_xp(xp, z):
+    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
+
+
+def categorical_cross_entropy_xp(xp, Y, P, w):
+    return -_weighted_sum_xp(xp, xp.log(_clip_probabilities_xp(xp, P)) * Y, w)
+
+
+def binary_cross_entropy_xp(xp, Y, P, w):
+    P = _clip_probabilities_xp(xp, P)
+    return -_weighted_sum_xp(xp, xp.log(xp.where(Y > 0, P, 1 - P)), w)
+
+
+def half_squared_error_xp(xp, Y, P, w):
+    diff = Y - P
+    return 0.5 / P.shape[1] * _weighted_sum_xp(xp, diff * diff, w)
+
+
+def half_squared_error_delta_xp(xp, Y, P, w):
+    return _scale_by_weights_xp(xp, P - Y, w, 1.0 / P.shape[1])
+
+
+def exp_xp(xp, z):
+    return xp.exp(z)
+
+
+def half_poisson_deviance_xp(xp, Y, P, w):
+    positive = Y > 0
+    y_log_y = xp.where(positive, Y * xp.log(xp.where(positive, Y, 1.0)), 0.0)
+    return _weighted_sum_xp(xp, y_log_y - Y * xp.log(P) - Y + P, w)
+
+
+def mean_absolute_error_xp(xp, Y, P, w):
+    return _weighted_sum_xp(xp, xp.abs(P - Y), w) / P.shape[1]
+
+
+def mean_absolute_error_delta_xp(xp, Y, P, w):
+    return _scale_by_weights_xp(xp, xp.sign(P - Y), w, 1.0 / P.shape[1])
 
 
 OUTPUTS = {
@@ -229,15 +325,42 @@ OUTPUTS = {
         softmax,
         categorical_cross_entropy,
         canonical_delta,
+        softmax_xp,
+        categorical_cross_entropy_xp,
+        canonical_delta_xp,
         categorical_cross_entropy_from_logits,
     ),
     "logistic": Output(
         logistic,
         binary_cross_entropy,
         canonical_delta,
+        stable_sigmoid_xp,
+        binary_cross_entropy_xp,
+        canonical_delta_xp,
         binary_cross_entropy_from_logits,
     ),
-    "identity": Output(identity, half_squared_error, half_squared_error_delta),
-    "exp": Output(exp, half_poisson_deviance, canonical_delta),
-    "absolute_error": Output(identity, mean_absolute_error, mean_absolute_error_delta),
+    "identity": Output(
+        identity,
+        half_squared_error,
+        half_squared_error_delta,
+        identity_xp,
+        half_squared_error_xp,
+        half_squared_error_delta_xp,
+    ),
+    "exp": Output(
+        exp,
+        half_poisson_deviance,
+        canonical_delta,
+        exp_xp,
+        half_poisson_deviance_xp,
+        canonical_delta_xp,
+    ),
+    "absolute_error": Output(
+        identity,
+        mean_absolute_error,
+        mean_absolute_error_delta,
+        identity_xp,
+        mean_absolute_error_xp,
+        mean_absolute_error_delta_xp,
+    ),
 }

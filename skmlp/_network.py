@@ -23,13 +23,17 @@ in layer order, then every bias vector (the packing scikit-learn's MLP uses).
 ``W_k`` and ``b_k`` are views into it, so an optimizer or L-BFGS updates the
 whole network with one vector operation and no packing copies, and the L2
 penalty touches one slice, ``params[:n_weights]``.
+
+Array work beyond ``@`` goes through an ops object (``_ops.py``): numpy with
+its buffers and in-place fast paths, or any array-API namespace (torch, CuPy)
+on its device. The equations here are written once, for both.
 """
 
 import numpy as np
 
 from ._activations import ACTIVATIONS
-from ._chunks import in_chunks
 from ._losses import OUTPUTS
+from ._ops import NUMPY
 
 
 def n_parameters(layer_sizes):
@@ -76,58 +80,6 @@ def flatten(weights, biases, dtype=None):
     return np.concatenate(parts).astype(dtype or parts[0].dtype, copy=False)
 
 
-def add_penalty_gradient(grad, weights, l2, scratch):
-    """grad += l2 * weights: the L2 penalty's gradient, l2 = alpha / sum(s).
-
-    Elementwise on matching slices of the weight part of the flat gradient and
-    parameter vectors, with a scratch array of the same size.
-    """
-    np.multiply(weights, l2, out=scratch)
-    grad += scratch
-
-
-class Workspace:
-    """Scratch arrays for passes over minibatches of at most ``max_rows`` rows.
-
-    ``outputs[k]`` receives layer k's pre-activation and then, in place, its
-    activation; ``deltas[k]`` receives dL/da of hidden layer k; ``ones`` is
-    the column of ones that sums over rows in equation (3). Reusing them
-    across minibatches keeps the training loop free of allocations. A
-    workspace belongs to one training loop: never share it between threads.
-    """
-
-    def __init__(self, layer_sizes, max_rows, dtype):
-        self.max_rows = max_rows
-        self.outputs = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:]]
-        self.deltas = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:-1]]
-        self.ones = np.ones(max_rows, dtype)
-
-    def rows(self, n):
-        """Views of the first n rows: (outputs, deltas, ones)."""
-        if n == self.max_rows:  # every minibatch but an epoch's last
-            return self.outputs, self.deltas, self.ones
-        assert n <= self.max_rows, "a minibatch larger than its workspace"
-        return (
-            [b[:n] for b in self.outputs],
-            [b[:n] for b in self.deltas],
-            self.ones[:n],
-        )
-
-
-def _matmul(a, b, out=None):
-    """a @ b, written into ``out`` when given and ``a`` is a dense array.
-
-    ``np.dot`` takes the BLAS path with less overhead than ``np.matmul`` (up
-    to 4 us less per call on the tiny matrices of a small network); it needs
-    one dtype throughout and a C-contiguous ``out``, as a workspace provides.
-    """
-    if out is None or not isinstance(a, np.ndarray):
-        return a @ b  # scipy.sparse @ ndarray gives an ndarray
-    if a.dtype == b.dtype == out.dtype and out.flags.c_contiguous:
-        return np.dot(a, b, out=out)
-    return np.matmul(a, b, out=out)
-
-
 def output_layer(output):
     """The Output named by ``output`` (a key of OUTPUTS), or ``output`` itself."""
     return OUTPUTS[output] if isinstance(output, str) else output
@@ -142,6 +94,7 @@ def forward(
     keep_activations=False,
     out=None,
     masks=None,
+    ops=NUMPY,
 ):
     """Run the network on X.
 
@@ -164,29 +117,31 @@ def forward(
         Otherwise return only ``a_L``.
     out : list of ndarray, optional
         One array of shape (n_samples, n_k) per layer to compute into (see
-        :class:`Workspace`); new arrays when None.
+        :class:`skmlp._ops.Workspace`); new arrays when None.
     masks : list of (ndarray or None), optional
         Inverted-dropout masks, one per hidden layer (entries 0 or 1 / (1 - p);
         None for a layer without dropout). Training only.
+    ops : NumpyOps or ArrayAPIOps
+        The engine for X's kind of array (see ``_ops.py``).
     """
-    hidden = ACTIVATIONS[activation]
-    keep_input = keep_activations and hidden.from_input
+    from_input = ACTIVATIONS[activation].from_input
+    keep_input = keep_activations and from_input
     a = X
     activations, derivative_inputs = [X], []
     last = len(weights) - 1
     for k, (W, b) in enumerate(zip(weights, biases, strict=True)):
-        z = _matmul(a, W, None if out is None else out[k])  # z_k = a_{k-1} W_k + b_k
-        z += b
+        z = ops.matmul(a, W, None if out is None else out[k])
+        z = ops.add_bias(z, b)  # z_k = a_{k-1} W_k + b_k
         if k == last:
-            a = output_layer(output).activate(z)
+            a = ops.output_activate(output_layer(output), z)
         else:
-            z_kept = z.copy() if keep_input else None
-            a = hidden.forward(z)
+            z_kept = ops.copy(z) if keep_input else None
+            a = ops.activate(activation, z)
             mask = None if masks is None else masks[k]
             if mask is None:  # f' reads z, or the layer's output activations[k+1]
                 derivative_inputs.append(z_kept)
             else:  # inverted dropout: the next layer sees f(z) * mask
-                derivative_inputs.append(z_kept if hidden.from_input else a)
+                derivative_inputs.append(z_kept if from_input else a)
                 a = a * mask
         if keep_activations:
             activations.append(a)
@@ -205,10 +160,13 @@ class MLP:
     output : str
         Output activation (and with it the loss), a key of ``OUTPUTS``.
     params : ndarray of shape (n_parameters(layer_sizes),)
-        The flat parameter vector; used in place, not copied.
+        The flat parameter vector; used in place, not copied. An array of
+        another namespace when ``ops`` is an ArrayAPIOps.
+    ops : NumpyOps or ArrayAPIOps, default=NUMPY
+        The engine for the arrays (see ``_ops.py``).
     """
 
-    def __init__(self, layer_sizes, activation, output, params):
+    def __init__(self, layer_sizes, activation, output, params, ops=NUMPY):
         if params.shape != (n_parameters(layer_sizes),):
             raise ValueError(
                 f"params has shape {params.shape}; layer sizes {list(layer_sizes)} "
@@ -218,10 +176,11 @@ class MLP:
         self.activation = activation
         self.output = output
         self.params = params
+        self.ops = ops
         self.weights, self.biases = unflatten(params, self.layer_sizes)
-        self.n_weights = sum(W.size for W in self.weights)
+        self.n_weights = sum(W.shape[0] * W.shape[1] for W in self.weights)
         self._weights_flat = params[: self.n_weights]
-        self.grad = np.empty_like(params)  # loss_and_grad writes here
+        self.grad = ops.zeros_like(params)  # loss_and_grad writes here
         self._grad_weights, self._grad_biases = unflatten(self.grad, self.layer_sizes)
 
     def forward(self, X, keep_activations=False, out=None, masks=None):
@@ -235,25 +194,31 @@ class MLP:
             keep_activations=keep_activations,
             out=out,
             masks=masks,
+            ops=self.ops,
         )
 
-    def _normalized_weights(self, sample_weight, n_samples):
+    def _normalized_weights(self, sample_weight, n_samples, total=None):
         """(w, total): the rows' weights divided by their sum (None: uniform),
-        and that sum (n_samples when unweighted)."""
+        and that sum (n_samples when unweighted; ``total`` when the caller
+        knows it, which spares a device a round trip)."""
         if sample_weight is None:
             return None, n_samples
-        total = float(sample_weight.sum())
-        return (sample_weight / total).astype(self.params.dtype), total
+        if total is None:
+            total = float(self.ops.xp.sum(sample_weight))
+        w = sample_weight / total
+        if self.ops.is_numpy:
+            w = w.astype(self.params.dtype, copy=False)
+        return w, total
 
     def _penalty(self, alpha, weight_sum):
         """L2 term alpha / (2 sum s) * sum_k ||W_k||^2 (weights are params[:n_w])."""
-        weights_flat = self._weights_flat
-        return 0.5 * alpha / weight_sum * float(np.dot(weights_flat, weights_flat))
+        return 0.5 * alpha / weight_sum * self.ops.sum_of_squares(self._weights_flat)
 
     def loss(self, X, Y, sample_weight=None, alpha=0.0, masks=None):
         """The training objective of :meth:`loss_and_grad`, without the gradient."""
         w, weight_sum = self._normalized_weights(sample_weight, X.shape[0])
-        data_loss = output_layer(self.output).loss(Y, self.forward(X, masks=masks), w)
+        P = self.forward(X, masks=masks)
+        data_loss = self.ops.output_loss(output_layer(self.output), Y, P, w)
         return data_loss + self._penalty(alpha, weight_sum)
 
     def loss_and_grad(
@@ -265,6 +230,7 @@ class MLP:
         workspace=None,
         penalty_gradient=True,
         masks=None,
+        weight_sum=None,
     ):
         """Training objective and its gradient at the current parameters.
 
@@ -283,61 +249,63 @@ class MLP:
             Non-negative weights with a positive sum.
         alpha : float
             L2 penalty strength.
-        workspace : Workspace, optional
+        workspace : skmlp._ops.Workspace, optional
             Scratch arrays with at least n_samples rows, reused between calls.
         penalty_gradient : bool, default=True
             If False, the gradient omits the penalty term ``alpha / sum(s) * W``
             (the loss still includes the penalty): the training loop lets the
-            optimizer add it in the same pass as its update, see
-            :func:`add_penalty_gradient`.
+            optimizer add it in the same pass as its update.
         masks : list of (ndarray or None), optional
             Dropout masks for the hidden layers (see :func:`forward`).
+        weight_sum : float, optional
+            ``sum(sample_weight)``, when the caller knows it.
 
         Returns
         -------
-        loss : float
+        loss : float, or a 0-d array of the ops' namespace
         grad : ndarray of shape (n_parameters,)
             The network's own gradient buffer (``self.grad``), overwritten by
             the next call: copy it to keep it.
         """
+        ops = self.ops
         n = X.shape[0]
-        w, weight_sum = self._normalized_weights(sample_weight, n)
+        w, weight_sum = self._normalized_weights(sample_weight, n, weight_sum)
         if workspace is None:
-            outputs, deltas, ones = None, None, np.ones(n, self.params.dtype)
+            outputs, deltas, ones = None, None, None
         else:
             outputs, deltas, ones = workspace.rows(n)
+        if ones is None and ops.is_numpy:
+            ones = np.ones(n, self.params.dtype)
         activations, derivative_inputs = self.forward(
             X, keep_activations=True, out=outputs, masks=masks
         )
         output = output_layer(self.output)
-        loss = output.loss(Y, activations[-1], w)
-        delta = output.delta(Y, activations[-1], w)  # dL/dz_L, in place of P
+        loss = ops.output_loss(output, Y, activations[-1], w)
+        delta = ops.output_delta(output, Y, activations[-1], w)  # dL/dz_L
 
-        hidden = ACTIVATIONS[self.activation]
         for k in range(len(self.weights) - 1, -1, -1):
             # activations[k] is a_{k-1} for the layer whose weights are weights[k].
-            gW = self._grad_weights[k]
-            if isinstance(activations[k], np.ndarray):
-                _matmul(activations[k].T, delta, out=gW)  # (2) dL/dW
-            else:
-                gW[...] = activations[k].T @ delta  # (2) dL/dW, sparse input
-            _matmul(ones, delta, out=self._grad_biases[k])  # (3) dL/db = 1^T dL/dz
+            ops.weight_gradient(activations[k], delta, self._grad_weights[k])  # (2)
+            ops.bias_gradient(delta, ones, self._grad_biases[k])  # (3) 1^T dL/dz
             if k > 0:  # no dL/da_0: nothing learns from the input layer's error
-                delta = _matmul(
+                delta = ops.matmul(
                     delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
-                )  # (4)
+                )  # (4) dL/da_{k-1} = dL/dz_k W_k^T
                 if masks is not None and masks[k - 1] is not None:
                     delta *= masks[k - 1]  # dropout: dL/da = dL/d(a * m) * m
-                # (1) dL/dz_{k-1}, f' read from the layer's output (or from z)
+                # (1) dL/dz_{k-1} = dL/da * f'(z), f' read from the output (or z)
                 f_input = derivative_inputs[k - 1]
-                hidden.backward(activations[k] if f_input is None else f_input, delta)
+                delta = ops.activation_backward(
+                    self.activation,
+                    activations[k] if f_input is None else f_input,
+                    delta,
+                )
 
         if alpha:
             loss += self._penalty(alpha, weight_sum)
             if penalty_gradient:
-                n_w, l2 = self.n_weights, alpha / weight_sum
-                in_chunks(
-                    lambda g, w, tmp: add_penalty_gradient(g, w, l2, tmp),
-                    (self.grad[:n_w], self.params[:n_w]),
+                n_w = self.n_weights
+                ops.add_penalty_gradient(
+                    self.grad[:n_w], self.params[:n_w], alpha / weight_sum
                 )
         return loss, self.grad

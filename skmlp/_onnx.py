@@ -30,6 +30,8 @@ import warnings
 
 import numpy as np
 
+from ._activations import ERF_RANGE, erf_chebyshev
+
 _SQRT_HALF = 0.7071067811865476
 
 
@@ -99,21 +101,6 @@ def _hidden_activation(graph, name, z):
     raise NotImplementedError(f"skmlp's ONNX export has no activation {name!r}.")
 
 
-# erf on [0, ERF_RANGE] as a Chebyshev series for double graphs; beyond it
-# erf is 1 to double precision (erfc(6) = 2e-17).
-ERF_RANGE, ERF_DEGREE = 6.0, 40
-
-
-def _erf_chebyshev():
-    """Chebyshev coefficients of erf(x), x = ERF_RANGE (u + 1) / 2, u in
-    [-1, 1]: interpolated at Chebyshev points from scipy's erf, so no constant
-    is copied from anywhere. Largest error on [0, 6]: about 1.5e-15."""
-    from numpy.polynomial import chebyshev
-    from scipy.special import erf
-
-    return chebyshev.chebinterpolate(lambda u: erf(ERF_RANGE * (u + 1) / 2), ERF_DEGREE)
-
-
 def _clenshaw(graph, u, coefficients):
     """sum_k c_k T_k(u) by Clenshaw's recurrence (stable, unlike powers of u)."""
     two_u = graph.node("Mul", [u, graph.constant("two", 2)])
@@ -152,7 +139,7 @@ def _normal_cdf(graph, z):
                 graph.constant("one", 1),
             ],
         )
-        magnitude = _clenshaw(graph, u, _erf_chebyshev())
+        magnitude = _clenshaw(graph, u, erf_chebyshev())
         negative = graph.node("Less", [z, graph.constant("zero", 0)])
         erf = graph.node("Where", [negative, graph.node("Neg", [magnitude]), magnitude])
     else:

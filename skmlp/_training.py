@@ -27,7 +27,7 @@ import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from ._network import MLP, Workspace, output_layer
+from ._network import MLP, output_layer
 from ._optimizers import make_optimizer, new_optimizer_state
 
 _TOO_LARGE = (
@@ -68,11 +68,15 @@ class TrainingState:
     best_params: np.ndarray | None = None  # early stopping's best, so far
 
 
-def copy_optimizer_state(state):
+def _is_number(value):
+    return isinstance(value, (int, float))
+
+
+def copy_optimizer_state(state, ops):
     """A copy of an optimizer state dict whose arrays are not shared."""
     if state is None:
         return None
-    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()}
+    return {k: v if _is_number(v) else ops.copy(v) for k, v in state.items()}
 
 
 def copy_optimizer_state_into(target, source):
@@ -80,20 +84,25 @@ def copy_optimizer_state_into(target, source):
     the same layout), arrays in place: an optimizer object holds its state
     dict itself, and a snapshot's buffers are reused."""
     for key, value in source.items():
-        if isinstance(value, np.ndarray):
-            target[key][...] = value
-        else:
+        if _is_number(value):
             target[key] = value
+        else:
+            target[key][...] = value
 
 
 class Minibatches:
     """The training data, served in minibatches through reused buffers.
 
     With shuffling, the rows of each minibatch are gathered into the same
-    preallocated arrays every step (``take(..., out=)``), so an epoch
+    preallocated arrays every step (numpy's ``take(..., out=)``), so an epoch
     allocates nothing per step and never copies X as a whole; without
     shuffling, minibatches are views. ``workspace`` holds the network's
-    scratch arrays for one minibatch.
+    scratch arrays for one minibatch (None on other array namespaces).
+
+    Each minibatch comes with its total sample weight as a Python float,
+    computed on the host from ``host_weight`` (the weights as numpy), so
+    that a loop on a device never waits for one. Random draws (the dropout
+    masks) are made on the host generator and moved to the arrays' device.
     """
 
     def __init__(
@@ -102,17 +111,18 @@ class Minibatches:
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.batch_size, self.shuffle = batch_size, shuffle
         self.dropout, self.rng = dropout, rng  # rates per hidden layer, or None
+        self.ops = ops = net.ops
         self._hidden_widths = net.layer_sizes[1:-1]
-        self._dtype = net.params.dtype  # the training dtype, for the masks
-        self.workspace = Workspace(net.layer_sizes, batch_size, net.params.dtype)
-        dense = isinstance(X, np.ndarray)
+        self._dtype = ops.to_numpy(net.params[:1]).dtype  # for the masks
+        self.workspace = ops.workspace(net.layer_sizes, batch_size, self._dtype)
+        self.host_weight = (
+            None if sample_weight is None else ops.to_numpy(sample_weight)
+        )
+        dense = ops.is_numpy and isinstance(X, np.ndarray)
         self._X_buffer = np.empty((batch_size, X.shape[1]), X.dtype) if dense else None
-        self._Y_buffer = np.empty((batch_size, Y.shape[1]), Y.dtype)
-
-    def _gather(self, array, rows, buffer):
-        if buffer is None:  # sparse X
-            return array[rows]
-        return array.take(rows, axis=0, out=buffer[: len(rows)])
+        self._Y_buffer = (
+            np.empty((batch_size, Y.shape[1]), Y.dtype) if ops.is_numpy else None
+        )
 
     def dropout_masks(self, n_rows):
         """Inverted-dropout masks for one minibatch: per hidden unit and row,
@@ -126,28 +136,33 @@ class Minibatches:
                 continue
             kept = (self.rng.random_sample((n_rows, width)) >= p).astype(self._dtype)
             kept *= 1.0 / (1.0 - p)
-            masks.append(kept)
+            masks.append(self.ops.asarray(kept))
         return masks
 
     def epoch(self, order):
-        """Yield (X, Y, sample_weight, dropout masks) minibatches, in ``order``
-        when shuffling."""
-        n = self.X.shape[0]
+        """Yield (X, Y, sample_weight, total weight, dropout masks) minibatches,
+        in ``order`` (a host permutation) when shuffling."""
+        n, ops = self.X.shape[0], self.ops
+        on_device = None
+        if self.shuffle and not ops.is_numpy:
+            on_device = ops.asarray(order)  # one transfer per epoch
         for start in range(0, n, self.batch_size):
-            batch = slice(start, min(start + self.batch_size, n))
-            if not self.shuffle:
-                sw = None if self.sample_weight is None else self.sample_weight[batch]
-                X = self.X[batch]
-                yield X, self.Y[batch], sw, self.dropout_masks(X.shape[0])
-                continue
-            rows = order[batch]
-            sw = None if self.sample_weight is None else self.sample_weight[rows]
-            yield (
-                self._gather(self.X, rows, self._X_buffer),
-                self._gather(self.Y, rows, self._Y_buffer),
-                sw,
-                self.dropout_masks(len(rows)),
-            )
+            stop = min(start + self.batch_size, n)
+            if self.shuffle:
+                rows = order[start:stop]
+                picked = rows if on_device is None else on_device[start:stop]
+                X = ops.take_rows(self.X, picked, self._X_buffer)
+                Y = ops.take_rows(self.Y, picked, self._Y_buffer)
+                sw = self.sample_weight
+                sw = None if sw is None else ops.take_rows(sw, picked)
+            else:
+                rows = slice(start, stop)
+                X, Y = self.X[rows], self.Y[rows]
+                sw = None if self.sample_weight is None else self.sample_weight[rows]
+            weight = stop - start
+            if sw is not None:
+                weight = float(np.add.reduce(self.host_weight[rows]))
+            yield X, Y, sw, weight, self.dropout_masks(stop - start)
 
 
 class EpochHooks:
@@ -177,24 +192,31 @@ class EpochHooks:
         )
 
 
-def train_step(net, optimizer, X, Y, sample_weight, alpha, workspace, masks=None):
+def train_step(net, optimizer, batch, alpha, workspace):
     """One optimizer step on one minibatch; returns (loss, weight of the batch).
 
-    A minibatch whose sample weights are all zero carries no information: it
+    ``batch`` is (X, Y, sample_weight, total weight, dropout masks). A
+    minibatch whose sample weights are all zero carries no information: it
     is skipped (no step) and reported with weight 0. So is the step of a
-    minibatch whose loss is not finite (the caller stops the epoch).
+    minibatch whose loss is not finite (the caller stops the epoch); on
+    another array namespace than numpy the loss stays on the device and the
+    epoch's loss answers for its minibatches.
     """
-    if sample_weight is None:
-        batch_weight = X.shape[0]
-    else:
-        batch_weight = float(sample_weight.sum())
-        if batch_weight <= 0:
-            return 0.0, 0.0
+    X, Y, sample_weight, batch_weight, masks = batch
+    if batch_weight <= 0:
+        return 0.0, 0.0
     # The optimizer adds the penalty's gradient in its own pass over the weights.
     loss, grad = net.loss_and_grad(
-        X, Y, sample_weight, alpha, workspace, penalty_gradient=False, masks=masks
+        X,
+        Y,
+        sample_weight,
+        alpha,
+        workspace,
+        penalty_gradient=False,
+        masks=masks,
+        weight_sum=batch_weight,
     )
-    if math.isfinite(loss):
+    if not net.ops.scalar_losses or math.isfinite(loss):
         optimizer.step(net.params, grad, l2=alpha / batch_weight)
     return loss, batch_weight
 
@@ -211,27 +233,53 @@ def run_epoch(est, net, optimizer, batches, order, first):
     and a ValueError says so.
     """
     total_loss = total_weight = 0.0
-    for X, Y, sw, masks in batches.epoch(order):
-        loss, weight = train_step(
-            net, optimizer, X, Y, sw, est.alpha, batches.workspace, masks
-        )
-        if not math.isfinite(loss):
+    check_each = net.ops.scalar_losses
+    for batch in batches.epoch(order):
+        loss, weight = train_step(net, optimizer, batch, est.alpha, batches.workspace)
+        if check_each and not math.isfinite(loss):
             if first:
                 raise ValueError(_TOO_LARGE)
             return loss
         first = first and weight == 0
         total_loss += loss * weight
         total_weight += weight
-    return total_loss / total_weight if total_weight else np.nan
+    return float(total_loss) / total_weight if total_weight else np.nan
 
 
-def split_validation(est, X, Y, sample_weight, rng):
-    """Hold out ``validation_fraction`` of the data for early stopping."""
+def split_validation(est, X, Y, sample_weight, rng, ops):
+    """Hold out ``validation_fraction`` of the data for early stopping.
+
+    On another array namespace than numpy, the split is drawn on the host (of
+    row numbers: the same draws as for numpy arrays) and its rows gathered on
+    the device.
+    """
     # Like scikit-learn: stratify single-output classification only.
     stratify = Y if est._stratify_split and Y.shape[1] == 1 else None
     arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+    if not ops.is_numpy:
+        rows = np.arange(X.shape[0])
+        if stratify is not None:
+            stratify = ops.to_numpy(stratify)
+        parts = _split(est, (rows,), stratify, rng)
+        picked = [ops.asarray(part) for part in parts]
+        parts = [ops.take_rows(a, p) for a in arrays for p in picked]
+    else:
+        parts = _split(est, arrays, stratify, rng)
+    if sample_weight is None:
+        parts += [None, None]
+    X_train, X_val, Y_train, Y_val, sw_train, sw_val = parts
+    if X_val.shape[0] < 2:
+        raise ValueError(
+            "The validation set is too small. Increase 'validation_fraction' "
+            "or the size of your dataset."
+        )
+    return (X_train, Y_train, sw_train), (X_val, Y_val, sw_val)
+
+
+def _split(est, arrays, stratify, rng):
+    """train_test_split of the arrays, with a clear error when too small."""
     try:
-        parts = train_test_split(
+        return train_test_split(
             *arrays,
             random_state=rng,
             test_size=est.validation_fraction,
@@ -242,15 +290,6 @@ def split_validation(est, X, Y, sample_weight, rng):
             f"The validation set is too small ({error}). Increase "
             "'validation_fraction' or the size of your dataset."
         ) from error
-    if sample_weight is None:
-        parts += [None, None]
-    X_train, X_val, Y_train, Y_val, sw_train, sw_val = parts
-    if X_val.shape[0] < 2:
-        raise ValueError(
-            "The validation set is too small. Increase 'validation_fraction' "
-            "or the size of your dataset."
-        )
-    return (X_train, Y_train, sw_train), (X_val, Y_val, sw_val)
 
 
 def resolve_batch_size(est, n_samples):
@@ -272,7 +311,7 @@ def objective(net, data, alpha, penalty_weight):
     X, Y, sw = data
     out = net.forward(X)
     w, _ = net._normalized_weights(sw, X.shape[0])
-    loss = output_layer(net.output).loss(Y, out, w)
+    loss = net.ops.output_loss(output_layer(net.output), Y, out, w)
     return float(loss + net._penalty(alpha, penalty_weight)), out
 
 
@@ -313,7 +352,7 @@ def update_stopping_state(est, state, net, validation, penalty_weight, score):
             else:
                 state.no_improvement_count = 0
             if improved:
-                state.best_params = net.params.copy()
+                state.best_params = net.ops.copy(net.params)
             return
     if state.loss > state.best_loss - est.tol:
         state.no_improvement_count += 1
@@ -356,9 +395,9 @@ def _on_plateau(est, state, optimizer):
     return stop
 
 
-def _diverged(loss, params):
+def _diverged(loss, net):
     """A non-finite epoch loss, or weights that are no longer finite."""
-    return not (math.isfinite(loss) and math.isfinite(np.add.reduce(params)))
+    return not (math.isfinite(loss) and net.ops.all_finite(net.params))
 
 
 class _Progress:
@@ -373,8 +412,8 @@ class _Progress:
     copies and one optimizer copy are alive; their buffers are reused.
     """
 
-    def __init__(self, state, starting_params):
-        self.state = state
+    def __init__(self, state, starting_params, ops):
+        self.state, self.ops = state, ops
         self.starting_params = starting_params
         self.epochs = 0  # completed in this call
         self.start_params = None  # the weights at the current epoch's start
@@ -387,11 +426,11 @@ class _Progress:
             self.lowest is None or self.lowest[1] is not self.start_params
         )
         if reusable:
-            np.copyto(self.start_params, self.state.params)
+            self.start_params[...] = self.state.params
         else:
-            self.start_params = self.state.params.copy()
+            self.start_params = self.ops.copy(self.state.params)
         if self.start_optimizer is None:
-            self.start_optimizer = copy_optimizer_state(self.state.optimizer)
+            self.start_optimizer = copy_optimizer_state(self.state.optimizer, self.ops)
         else:
             copy_optimizer_state_into(self.start_optimizer, self.state.optimizer)
 
@@ -420,7 +459,9 @@ class _Progress:
         started from (the first epoch may have exploded already)."""
         if self.epochs < 2 or not self.state.loss > self.first_loss:
             return False  # no rise at all: nothing more to compute
-        start = MLP(net.layer_sizes, net.activation, net.output, self.starting_params())
+        start = MLP(
+            net.layer_sizes, net.activation, net.output, self.starting_params(), net.ops
+        )
         start_loss, _ = objective(start, train, alpha, penalty_weight)
         reference = min(self.first_loss, start_loss)  # start_loss may be inf
         return self.state.loss > EXPLOSION_FACTOR * reference
@@ -476,26 +517,28 @@ def fit_stochastic(
         raise ValueError("partial_fit does not support early_stopping=True")
     if not incremental or state.optimizer is None:
         state.optimizer = new_optimizer_state(
-            est.solver, state.params, est.learning_rate_init
+            est.solver, state.params, est.learning_rate_init, net.ops
         )
-    optimizer = make_optimizer(est.solver, state.optimizer, est, net.n_weights)
+    optimizer = make_optimizer(
+        est.solver, state.optimizer, est, net.n_weights, net.ops
+    )
     train, validation = (X, Y, sample_weight), given
     if est.early_stopping and given is None:
-        train, validation = split_validation(est, X, Y, sample_weight, rng)
+        train, validation = split_validation(est, X, Y, sample_weight, rng, net.ops)
     if validation is not None and state.validation_scores is None:
         state.validation_scores, state.validation_loss_curve = [], []
         state.best_validation_score = -np.inf
     if validation is not None and getattr(score, "trial", False):
         score(net.forward(validation[0]), validation, np.nan)  # fail early
     if est.early_stopping and state.best_params is None:
-        state.best_params = state.params.copy()
+        state.best_params = net.ops.copy(state.params)
     batch_size = resolve_batch_size(est, train[0].shape[0])
     batches = Minibatches(net, *train, batch_size, est.shuffle, dropout, rng)
     train_weight = train[0].shape[0] if train[2] is None else float(train[2].sum())
     penalty_weight = train_weight * batch_size / train[0].shape[0]
 
     state.n_iter = 0
-    progress = _Progress(state, starting_params)
+    progress = _Progress(state, starting_params, net.ops)
     fit = _Fit(
         est,
         state,
@@ -552,7 +595,7 @@ def _run_epochs(fit):
         progress.begin_epoch()
         loss = run_epoch(est, net, optimizer, batches, order, progress.epochs == 0)
         state.n_iter += 1
-        if _diverged(loss, net.params):
+        if _diverged(loss, net):
             state.loss_curve.append(float(loss))
             if validation is not None:
                 state.validation_scores.append(float("nan"))
@@ -640,17 +683,21 @@ def _settle(fit, train, diverged):
 
 def fit_lbfgs(est, state, net, X, Y, sample_weight):
     """Full-batch L-BFGS-B (scipy) over the flat parameter vector."""
-    workspace = Workspace(net.layer_sizes, X.shape[0], net.params.dtype)
+    ops = net.ops
+    dtype = ops.to_numpy(net.params[:1]).dtype
+    workspace = ops.workspace(net.layer_sizes, X.shape[0], dtype)
     loss_curve = []
     last = {}  # the latest evaluation: the iterate the callback reports
 
     def loss_and_grad(flat):
-        net.params[...] = flat
+        # scipy works on the host in float64; the network, in its own place.
+        net.params[...] = flat if ops.is_numpy else ops.asarray(flat, dtype)
         loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, workspace)
+        loss = float(loss)
         last.update(x=flat.copy(), loss=loss)
         if not math.isfinite(loss):  # the line search then backs off
             return np.inf, np.zeros(g.shape, dtype=np.float64)
-        return loss, g.astype(np.float64)
+        return loss, ops.to_numpy(g).astype(np.float64)
 
     def record(xk):  # the callback(xk) form: every supported scipy passes it
         if not np.array_equal(xk, last["x"]):  # not expected: evaluate it
@@ -659,7 +706,7 @@ def fit_lbfgs(est, state, net, X, Y, sample_weight):
         if est.verbose:
             print(f"Iteration {len(loss_curve)}, loss = {loss_curve[-1]:.8f}")
 
-    start = net.params.astype(np.float64)
+    start = ops.to_numpy(net.params).astype(np.float64)
     if not math.isfinite(loss_and_grad(start)[0]):
         raise ValueError(_TOO_LARGE)
     result = scipy.optimize.minimize(
@@ -675,7 +722,7 @@ def fit_lbfgs(est, state, net, X, Y, sample_weight):
             "Solver produced non-finite parameter weights. The input data may "
             "contain large values and need to be preprocessed."
         )
-    net.params[...] = result.x
+    net.params[...] = result.x if ops.is_numpy else ops.asarray(result.x, dtype)
     state.n_iter = int(result.nit)
     state.loss = float(result.fun)
     state.loss_curve = loss_curve

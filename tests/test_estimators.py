@@ -479,12 +479,14 @@ def test_minibatches_serve_the_rows_of_the_given_order(shuffle, rng):
     order = rng.permutation(23) if shuffle else np.arange(23)
     sizes = []
     # Shuffled minibatches share one buffer: check each before the next is served.
-    for Xb, Yb, swb, masks in Minibatches(net, X, Y, sw, 10, shuffle).epoch(order):
+    batches = Minibatches(net, X, Y, sw, 10, shuffle).epoch(order)
+    for Xb, Yb, swb, total, masks in batches:
         assert masks is None  # no dropout
         rows = order[10 * len(sizes) : 10 * len(sizes) + 10]
         assert_array_equal(Xb, X[rows])
         assert_array_equal(Yb, Y[rows])
         assert_array_equal(swb, sw[rows])
+        assert total == pytest.approx(sw[rows].sum(), rel=1e-15)
         sizes.append(len(Xb))
     assert sizes == [10, 10, 3]
 

@@ -139,7 +139,7 @@ def test_wrong_sized_parameter_vector_is_refused():
 @pytest.mark.parametrize("weighted", [False, True])
 def test_workspace_pass_equals_the_allocating_pass(output, weighted, rng, make_targets):
     """Training reuses scratch arrays across minibatches of varying size."""
-    from skmlp._network import Workspace
+    from skmlp._ops import Workspace
 
     net = _network(rng, activation="relu", output=output)
     workspace = Workspace(net.layer_sizes, max_rows=20, dtype=np.float64)

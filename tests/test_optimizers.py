@@ -93,7 +93,7 @@ def test_optimizer_state_is_plain_data():
 def test_chunked_update_equals_the_plain_formula(solver, dtype, rng):
     """Large vectors are updated chunk by chunk; the result must be the
     one-line numpy formula's, in the parameters' dtype."""
-    from skmlp._chunks import CHUNK
+    from skmlp._ops import CHUNK
 
     size = 5 * CHUNK + 123  # several chunks per thread and a ragged end
     params = rng.normal(size=size).astype(dtype)

@@ -1,0 +1,386 @@
+"""The array operations beneath the four equations, one engine per kind of array.
+
+The core (``_network.py``), the optimizers and the training loop do all their
+array work beyond ``@`` through an *ops* object, chosen once per fit from the
+training data (:func:`get_ops`):
+
+- :data:`NUMPY` (:class:`NumpyOps`) for numpy arrays and scipy.sparse input:
+  writes into preallocated buffers (``out=``), works in place, and runs long
+  elementwise passes in cache-sized chunks. Every such trick lives here.
+- :class:`ArrayAPIOps` for any other array-API namespace (torch on CPU, CUDA
+  or MPS, CuPy, array-api-strict) under scikit-learn's
+  ``array_api_dispatch``: the same operations written with the standard's
+  functions, returning new arrays, on the arrays' own device.
+
+Both implement the same small set: matrix products into a buffer, the bias
+add, an activation's forward and backward, an output layer's activation,
+loss and delta, the L2 penalty, the SGD and Adam updates, and gathering
+minibatch rows. The activations' and losses' own formulas sit in
+``_activations.py`` and ``_losses.py``, each numpy version beside its generic
+one. ``tests/test_ops.py`` runs every operation on both and compares them.
+"""
+
+import math
+
+import numpy as np
+
+from ._activations import ACTIVATIONS
+
+CHUNK = 1 << 15  # elements per chunk: 128 KiB of float32, 256 KiB of float64
+
+
+def over_range(update, arrays, start, stop, chunk=CHUNK):
+    """``update(*chunk_views, scratch)`` over [start, stop) of the arrays, in
+    chunks of at most ``chunk`` elements (the scratch array is shared)."""
+    if stop <= start:
+        return
+    scratch = np.empty(min(chunk, stop - start), dtype=arrays[0].dtype)
+    for begin in range(start, stop, chunk):
+        end = min(begin + chunk, stop)
+        update(*(a[begin:end] for a in arrays), scratch[: end - begin])
+
+
+def _update_in_chunks(update, params, grad, moments, n_weights, l2):
+    """Run ``update(p, g, *moments, scratch)`` over the parameters in chunks.
+
+    A numpy expression such as ``p -= lr * m / (np.sqrt(v) + eps)`` makes a
+    full pass (and a full-size temporary) per operation; chunk by chunk each
+    chunk stays in cache and the only temporary is one small scratch array.
+    With l2 > 0, ``l2 * params`` is first added to the weights' part of the
+    gradient (the first ``n_weights`` entries), in the same pass.
+    """
+    if params.size <= CHUNK:  # a small network: the fewest numpy calls
+        scratch = np.empty(params.size, dtype=params.dtype)
+        if l2:
+            w = slice(0, n_weights)
+            _add_penalty_gradient(grad[w], params[w], l2, scratch[w])
+        update(params, grad, *moments, scratch)
+        return
+    arrays = (params, grad, *moments)
+
+    def with_penalty(p, g, *rest):
+        _add_penalty_gradient(g, p, l2, rest[-1])
+        update(p, g, *rest)
+
+    cut = n_weights if l2 else 0  # the penalty applies below the cut only
+    over_range(with_penalty, arrays, 0, cut)
+    over_range(update, arrays, cut, params.size)
+
+
+def _add_penalty_gradient(grad, weights, l2, scratch):
+    """grad += l2 * weights (the L2 penalty's gradient), through scratch."""
+    np.multiply(weights, l2, out=scratch)
+    grad += scratch
+
+
+class Workspace:
+    """Scratch arrays for passes over minibatches of at most ``max_rows`` rows.
+
+    ``outputs[k]`` receives layer k's pre-activation and then, in place, its
+    activation; ``deltas[k]`` receives dL/da of hidden layer k; ``ones`` is
+    the column of ones that sums over rows in equation (3). Reusing them
+    across minibatches keeps the training loop free of allocations. A
+    workspace belongs to one training loop: never share it between threads.
+    """
+
+    def __init__(self, layer_sizes, max_rows, dtype):
+        self.max_rows = max_rows
+        self.outputs = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:]]
+        self.deltas = [np.empty((max_rows, n), dtype) for n in layer_sizes[1:-1]]
+        self.ones = np.ones(max_rows, dtype)
+
+    def rows(self, n):
+        """Views of the first n rows: (outputs, deltas, ones)."""
+        if n == self.max_rows:  # every minibatch but an epoch's last
+            return self.outputs, self.deltas, self.ones
+        assert n <= self.max_rows, "a minibatch larger than its workspace"
+        return (
+            [b[:n] for b in self.outputs],
+            [b[:n] for b in self.deltas],
+            self.ones[:n],
+        )
+
+
+class NumpyOps:
+    """numpy arrays (and scipy.sparse X): buffers, in-place work, chunks."""
+
+    xp = np
+    device = None
+    is_numpy = True
+    # Losses come back as Python floats, so a loop checks each minibatch's.
+    scalar_losses = True
+
+    # ---- arrays --------------------------------------------------------------
+
+    def asarray(self, array, dtype=None):
+        """A host (numpy) array as an array of this engine."""
+        return np.asarray(array, dtype=dtype)
+
+    def to_numpy(self, array):
+        return array
+
+    def copy(self, array):
+        return array.copy()
+
+    def zeros_like(self, array):
+        return np.zeros_like(array)
+
+    def all_finite(self, array):
+        """Whether every entry is finite (one reduction: NaN and inf stick)."""
+        return math.isfinite(np.add.reduce(array, axis=None))
+
+    def workspace(self, layer_sizes, max_rows, dtype):
+        return Workspace(layer_sizes, max_rows, dtype)
+
+    def take_rows(self, array, rows, out=None):
+        """array[rows], into ``out`` (a buffer of at least len(rows) rows)."""
+        if out is None:  # sparse X
+            return array[rows]
+        return array.take(rows, axis=0, out=out[: len(rows)])
+
+    # ---- the four equations' building blocks ---------------------------------
+
+    def matmul(self, a, b, out=None):
+        """a @ b, written into ``out`` when given and ``a`` is a dense array.
+
+        ``np.dot`` takes the BLAS path with less overhead than ``np.matmul``
+        (up to 4 us less per call on the tiny matrices of a small network); it
+        needs one dtype throughout and a C-contiguous ``out``, as a workspace
+        provides.
+        """
+        if out is None or not isinstance(a, np.ndarray):
+            return a @ b  # scipy.sparse @ ndarray gives an ndarray
+        if a.dtype == b.dtype == out.dtype and out.flags.c_contiguous:
+            return np.dot(a, b, out=out)
+        return np.matmul(a, b, out=out)
+
+    def add_bias(self, z, b):
+        z += b
+        return z
+
+    def activate(self, activation, z):
+        return ACTIVATIONS[activation].forward(z)
+
+    def activation_backward(self, activation, f_input, delta):
+        ACTIVATIONS[activation].backward(f_input, delta)
+        return delta
+
+    def output_activate(self, output, z):
+        return output.activate(z)
+
+    def output_loss(self, output, Y, P, w):
+        return output.loss(Y, P, w)
+
+    def output_delta(self, output, Y, P, w):
+        return output.delta(Y, P, w)
+
+    def weight_gradient(self, a, delta, out):
+        """(2) out = a^T delta (a dense or sparse)."""
+        if isinstance(a, np.ndarray):
+            self.matmul(a.T, delta, out=out)
+        else:
+            out[...] = a.T @ delta
+
+    def bias_gradient(self, delta, ones, out):
+        """(3) out = 1^T delta, as a matrix-vector product."""
+        self.matmul(ones, delta, out=out)
+
+    def sum_of_squares(self, x):
+        return float(np.dot(x, x))
+
+    def add_penalty_gradient(self, grad, params, l2):
+        """grad += l2 * params, in chunks."""
+        size = grad.size
+        if size <= CHUNK:
+            _add_penalty_gradient(grad, params, l2, np.empty(size, grad.dtype))
+            return
+        over_range(
+            lambda g, p, tmp: _add_penalty_gradient(g, p, l2, tmp),
+            (grad, params),
+            0,
+            size,
+        )
+
+    # ---- optimizer updates, in place on the flat vector ---------------------
+
+    def sgd_update(self, params, grad, velocity, lr, mu, nesterov, n_weights, l2):
+        """v = mu v - lr g;  p += v  (Nesterov: p += mu v - lr g)."""
+
+        def update(p, g, v, tmp):
+            np.multiply(g, lr, out=tmp)  # tmp = lr g
+            v *= mu
+            v -= tmp  # v = mu v - lr g
+            if nesterov:
+                p -= tmp  # look ahead: p += mu v - lr g
+                np.multiply(v, mu, out=tmp)
+                p += tmp
+            else:
+                p += v
+
+        _update_in_chunks(update, params, grad, (velocity,), n_weights, l2)
+
+    def adam_update(self, params, grad, m_sum, v, c, b1, b2, eps, n_weights, l2):
+        """m_sum = b1 m_sum + g;  v = b2 v + (1 - b2) g^2;
+        p -= c m_sum / (sqrt(v) + eps)."""
+        one_minus_b2 = 1.0 - b2
+
+        def update(p, g, m_sum, v, tmp):
+            m_sum *= b1
+            m_sum += g  # m_sum = b1 m_sum + g
+            np.multiply(g, g, out=tmp)
+            tmp *= one_minus_b2
+            v *= b2
+            v += tmp  # v = b2 v + (1 - b2) g^2
+            np.sqrt(v, out=tmp)
+            tmp += eps
+            np.divide(m_sum, tmp, out=tmp)
+            tmp *= c
+            p -= tmp  # p -= c m_sum / (sqrt(v) + eps)
+
+        _update_in_chunks(update, params, grad, (m_sum, v), n_weights, l2)
+
+
+NUMPY = NumpyOps()
+
+
+class ArrayAPIOps:
+    """Arrays of any array-API namespace ``xp``, on ``device``.
+
+    The same operations as :class:`NumpyOps`, written with the standard's
+    functions: new arrays instead of ``out=`` buffers, in-place operators
+    (``+=``, which the standard has) for the optimizer's updates of the flat
+    vector. Losses stay 0-d arrays on the device (``scalar_losses`` False), so
+    a training loop reads them once per epoch instead of waiting for the
+    device after every minibatch.
+    """
+
+    is_numpy = False
+    scalar_losses = False
+
+    def __init__(self, xp, device):
+        self.xp, self.device = xp, device
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, ArrayAPIOps)
+            and self.xp is other.xp
+            and self.device == other.device
+        )
+
+    def __hash__(self):
+        return hash((id(self.xp), str(self.device)))
+
+    # ---- arrays --------------------------------------------------------------
+
+    def asarray(self, array, dtype=None):
+        """A host (numpy) array, or one of this namespace, on this device."""
+        if isinstance(array, np.ndarray):
+            if dtype is not None:
+                array = array.astype(dtype, copy=False)
+            # Through the standard's buffer protocol: torch and CuPy take numpy.
+            result = self.xp.asarray(array, device=self.device)
+            return result
+        if dtype is not None and array.dtype != dtype:
+            array = self.xp.astype(array, dtype)
+        return self.xp.asarray(array, device=self.device)
+
+    def to_numpy(self, array):
+        from sklearn.utils._array_api import _convert_to_numpy
+
+        return _convert_to_numpy(array, self.xp)
+
+    def copy(self, array):
+        return self.xp.asarray(array, copy=True)
+
+    def zeros_like(self, array):
+        return self.xp.zeros_like(array)
+
+    def all_finite(self, array):
+        return bool(self.xp.all(self.xp.isfinite(array)))
+
+    def workspace(self, layer_sizes, max_rows, dtype):
+        return None  # no buffers: every operation makes its result
+
+    def take_rows(self, array, rows, out=None):
+        return self.xp.take(array, rows, axis=0)
+
+    # ---- the four equations' building blocks ---------------------------------
+
+    def matmul(self, a, b, out=None):
+        return a @ b
+
+    def add_bias(self, z, b):
+        return z + b
+
+    def activate(self, activation, z):
+        return ACTIVATIONS[activation].forward_xp(self.xp, z)
+
+    def activation_backward(self, activation, f_input, delta):
+        return ACTIVATIONS[activation].backward_xp(self.xp, f_input, delta)
+
+    def output_activate(self, output, z):
+        return output.activate_xp(self.xp, z)
+
+    def output_loss(self, output, Y, P, w):
+        return output.loss_xp(self.xp, Y, P, w)
+
+    def output_delta(self, output, Y, P, w):
+        return output.delta_xp(self.xp, Y, P, w)
+
+    def weight_gradient(self, a, delta, out):
+        out[...] = a.T @ delta  # (2); out is a view into the flat gradient
+
+    def bias_gradient(self, delta, ones, out):
+        out[...] = self.xp.sum(delta, axis=0)  # (3)
+
+    def sum_of_squares(self, x):
+        return self.xp.sum(x * x)
+
+    def add_penalty_gradient(self, grad, params, l2):
+        grad += params * l2
+
+    # ---- optimizer updates, in place on the flat vector ---------------------
+
+    def sgd_update(self, params, grad, velocity, lr, mu, nesterov, n_weights, l2):
+        if l2:
+            self.add_penalty_gradient(grad[:n_weights], params[:n_weights], l2)
+        step = grad * lr
+        velocity *= mu
+        velocity -= step  # v = mu v - lr g
+        if nesterov:
+            params -= step
+            params += velocity * mu
+        else:
+            params += velocity
+
+    def adam_update(self, params, grad, m_sum, v, c, b1, b2, eps, n_weights, l2):
+        if l2:
+            self.add_penalty_gradient(grad[:n_weights], params[:n_weights], l2)
+        m_sum *= b1
+        m_sum += grad  # m_sum = b1 m_sum + g
+        v *= b2
+        v += (grad * grad) * (1.0 - b2)  # v = b2 v + (1 - b2) g^2
+        params -= (m_sum / (self.xp.sqrt(v) + eps)) * c
+
+
+def get_ops(*arrays):
+    """The engine for these arrays: :data:`NUMPY` unless scikit-learn's
+    ``array_api_dispatch`` is on and they belong to another namespace."""
+    from sklearn import get_config
+
+    if not get_config().get("array_api_dispatch", False):
+        return NUMPY
+    import scipy.sparse
+
+    if all(
+        isinstance(a, np.ndarray) or scipy.sparse.issparse(a)
+        for a in arrays
+        if a is not None
+    ):
+        return NUMPY
+    from sklearn.utils._array_api import get_namespace_and_device
+
+    xp, is_array_api, device = get_namespace_and_device(*arrays)
+    if not is_array_api or xp.__name__.endswith("numpy"):
+        return NUMPY
+    return ArrayAPIOps(xp, device)
