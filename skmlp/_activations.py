@@ -178,12 +178,15 @@ def _erf_xp(xp, x):
     native = _native_erf(xp)
     if native is not None:
         return native(x)
-    u = xp.clip(xp.abs(x), max=ERF_RANGE) * (2.0 / ERF_RANGE) - 1.0
+    magnitude = xp.abs(x)
+    u = xp.clip(magnitude, max=ERF_RANGE) * (2.0 / ERF_RANGE) - 1.0
     coefficients = erf_chebyshev()
     b1 = b2 = xp.zeros_like(u)
     for c in coefficients[:0:-1]:  # Clenshaw: b_k = 2u b_{k+1} - b_{k+2} + c_k
         b1, b2 = 2.0 * u * b1 - b2 + float(c), b1
     series = u * b1 - b2 + float(coefficients[0])
+    # Exactly 1 beyond the range, so that z Phi(z) is exactly 0 for z << 0.
+    series = xp.where(magnitude >= ERF_RANGE, xp.ones_like(series), series)
     return xp.where(x < 0, -series, series)
 
 

@@ -45,7 +45,7 @@ def _layer_pairs(layer_sizes):
     return list(zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
 
 
-def unflatten(flat, layer_sizes):
+def unflatten(flat, layer_sizes, xp=None):
     """Per-layer views into a flat parameter (or gradient) vector.
 
     Parameters
@@ -54,6 +54,9 @@ def unflatten(flat, layer_sizes):
         The flat vector; weights first, then biases.
     layer_sizes : sequence of int
         ``[n_features, *hidden_layer_sizes, n_outputs]``.
+    xp : array namespace, optional
+        The namespace of ``flat`` when it is not a numpy array: views are
+        made with its ``reshape``.
 
     Returns
     -------
@@ -66,7 +69,9 @@ def unflatten(flat, layer_sizes):
     start = 0
     for fan_in, fan_out in _layer_pairs(layer_sizes):
         end = start + fan_in * fan_out
-        weights.append(flat[start:end].reshape(fan_in, fan_out))
+        part = flat[start:end]
+        shape = (fan_in, fan_out)
+        weights.append(part.reshape(shape) if xp is None else xp.reshape(part, shape))
         start = end
     for _, fan_out in _layer_pairs(layer_sizes):
         biases.append(flat[start : start + fan_out])
@@ -177,11 +182,14 @@ class MLP:
         self.output = output
         self.params = params
         self.ops = ops
-        self.weights, self.biases = unflatten(params, self.layer_sizes)
+        xp = None if ops.is_numpy else ops.xp
+        self.weights, self.biases = unflatten(params, self.layer_sizes, xp)
         self.n_weights = sum(W.shape[0] * W.shape[1] for W in self.weights)
         self._weights_flat = params[: self.n_weights]
         self.grad = ops.zeros_like(params)  # loss_and_grad writes here
-        self._grad_weights, self._grad_biases = unflatten(self.grad, self.layer_sizes)
+        self._grad_weights, self._grad_biases = unflatten(
+            self.grad, self.layer_sizes, xp
+        )
 
     def forward(self, X, keep_activations=False, out=None, masks=None):
         """Output of the network for X (see :func:`forward`)."""
