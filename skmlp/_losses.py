@@ -242,8 +242,9 @@ def quantile(q):
 
     def loss_xp(xp, Y, P, w):
         r = Y - P
-        return _weighted_sum_xp(xp, xp.where(r >= 0, q * r, (q - 1.0) * r), w) / (
-            P.shape[1]
+        return (
+            _weighted_sum_xp(xp, xp.where(r >= 0, q * r, (q - 1.0) * r), w)
+            / (P.shape[1])
         )
 
     def delta_xp(xp, Y, P, w):

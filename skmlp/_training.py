@@ -519,9 +519,7 @@ def fit_stochastic(
         state.optimizer = new_optimizer_state(
             est.solver, state.params, est.learning_rate_init, net.ops
         )
-    optimizer = make_optimizer(
-        est.solver, state.optimizer, est, net.n_weights, net.ops
-    )
+    optimizer = make_optimizer(est.solver, state.optimizer, est, net.n_weights, net.ops)
     train, validation = (X, Y, sample_weight), given
     if est.early_stopping and given is None:
         train, validation = split_validation(est, X, Y, sample_weight, rng, net.ops)

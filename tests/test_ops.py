@@ -69,9 +69,7 @@ _OUTPUTS = {**OUTPUTS, "huber": huber(0.7), "quantile": quantile(0.3)}
 
 @pytest.mark.parametrize("name", sorted(_OUTPUTS))
 @pytest.mark.parametrize("weighted", [False, True])
-def test_output_activation_loss_and_delta_agree(
-    ops, name, weighted, rng, make_targets
-):
+def test_output_activation_loss_and_delta_agree(ops, name, weighted, rng, make_targets):
     output = _OUTPUTS[name]
     kind = name if name in OUTPUTS else "identity"
     z = rng.normal(size=(30, 3))
