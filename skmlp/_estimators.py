@@ -18,6 +18,7 @@ call that raises commits nothing and rolls back what validation set.
 """
 
 import copy
+import dataclasses
 import inspect
 import math
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ from ._activations import ACTIVATIONS
 from ._losses import clip_probabilities, huber
 from ._losses import quantile as pinball
 from ._network import MLP, flatten, forward, unflatten
+from ._ops import engine_of, get_ops, to_host
 from ._training import EpochHooks, TrainingState, fit_lbfgs, fit_stochastic
 
 try:  # scikit-learn >= 1.6: caches np.unique(y) on the array for its checks
@@ -131,6 +133,39 @@ def _has_unknown_labels(labels, known):
     return len(np.setdiff1d(labels, known, assume_unique=True)) > 0
 
 
+def _dtype_of(X):
+    """X's dtype as numpy names it (X: numpy, sparse, or another namespace)."""
+    if isinstance(X.dtype, np.dtype):
+        return X.dtype
+    return np.dtype(str(X.dtype).rsplit(".", 1)[-1])  # torch.float32 -> float32
+
+
+def _on_device(data, X_given):
+    """The validated host data of ``data`` on the device of its engine.
+
+    X stays the array the user passed when validation kept it as it was (a
+    float32 or float64 array); class indicators become X's float dtype.
+    """
+    ops, X = data.ops, data.X
+    dtype = X.dtype
+    X = X_given if _dtype_of(X_given) == dtype else ops.asarray(X)
+
+    def moved(array, as_dtype=None):
+        return None if array is None else ops.asarray(array, as_dtype)
+
+    given = data.given
+    if given is not None:
+        X_val, Y_val, sw_val = given
+        given = (moved(X_val), moved(Y_val, dtype), moved(sw_val))
+    return dataclasses.replace(
+        data,
+        X=X,
+        Y=moved(data.Y, dtype),
+        sample_weight=moved(data.sample_weight),
+        given=given,
+    )
+
+
 def _accepts_sample_weight(scorer):
     """Whether a scorer can be called with sample_weight=: scikit-learn's
     scorers can; a plain function when it names the parameter or takes
@@ -158,6 +193,7 @@ class _Prepared:
     layer_sizes: list
     first_pass: bool
     dropout: list | None
+    ops: object = None  # the engine the arrays belong to (see _ops.py)
 
 
 def _store_init_params(estimator, init_locals):
@@ -245,7 +281,17 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         return self
 
     def _prepared(self, X, y, sample_weight, incremental, validation):
-        """Validated, encoded training data, and what the network looks like."""
+        """Validated, encoded training data, and what the network looks like.
+
+        Under scikit-learn's ``array_api_dispatch``, with X of another
+        namespace (torch, CuPy, ...), the data are validated and encoded on
+        the host, as numpy arrays, and then put on X's device (X itself, when
+        validation left it unchanged): every other input follows X.
+        """
+        ops = get_ops(X)
+        X_given = X
+        X, y, sample_weight = to_host(X), to_host(y), to_host(sample_weight)
+        validation = tuple(to_host(part) for part in validation)
         hidden = _hidden_sizes(self.hidden_layer_sizes)
         dropout = self._dropout_rates(len(hidden))
         first_pass = not hasattr(self, "coefs_") or (
@@ -255,7 +301,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         sample_weight = self._validate_sample_weight(sample_weight, X)
         sample_weight = self._with_class_weight(Y, sample_weight, incremental, X.dtype)
         Y = self._targets_in_dtype(Y.reshape(X.shape[0], -1), X.dtype)
-        return _Prepared(
+        data = _Prepared(
             X,
             Y,
             sample_weight,
@@ -263,7 +309,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             layer_sizes=[X.shape[1], *hidden, Y.shape[1]],
             first_pass=first_pass,
             dropout=dropout,
+            ops=ops,
         )
+        return data if ops.is_numpy else _on_device(data, X_given)
 
     def _train(self, data, X_raw, y_raw, incremental):
         """Run the solver on a new TrainingState and return it, uncommitted.
@@ -273,11 +321,12 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         """
         rng = check_random_state(self.random_state)
         layer_sizes = data.layer_sizes
+        ops = data.ops
         state, starting_params = self._training_state(
-            layer_sizes, data.X.dtype, rng, data.first_pass
+            layer_sizes, _dtype_of(data.X), rng, data.first_pass, ops
         )
         output = self._output_layer(self._output_activation())
-        net = MLP(layer_sizes, self.activation, output, state.params)
+        net = MLP(layer_sizes, self.activation, output, state.params, ops)
 
         def snapshot():  # the model as it stands, for callbacks
             return copy.deepcopy(self._fitted_attributes(state, layer_sizes))
@@ -301,9 +350,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 if context is None
                 else EpochHooks(context, X_raw, y_raw, snapshot),
                 starting_params=starting_params,
-                score=self._validation_scorer(state, layer_sizes),
+                score=self._validation_scorer(state, layer_sizes, ops),
             )
-        if not np.isfinite(state.params).all():
+        if not ops.all_finite(state.params):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data "
                 "may contain large values and need to be preprocessed."
@@ -341,20 +390,24 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                     self.__dict__.pop(name, None)
             raise
 
-    def _training_state(self, layer_sizes, dtype, rng, first_pass):
+    def _training_state(self, layer_sizes, dtype, rng, first_pass, ops):
         """The TrainingState a call starts from: fresh (Glorot-initialised
         weights, empty records) on a first pass, else a copy of the fitted
         state, in the training dtype; and a function that returns the
-        starting weights again (for judging an explosion at the end)."""
+        starting weights again (for judging an explosion at the end). Its
+        arrays belong to ``ops``: random draws are made on the host generator
+        and moved there, so a fit on a device draws what a numpy fit draws."""
         if first_pass:
             drawn_from = rng.get_state()
 
             def starting_params():  # the same draws again, not a kept copy
                 again = np.random.RandomState()
                 again.set_state(drawn_from)
-                return self._glorot_params(layer_sizes, dtype, again)
+                return ops.asarray(self._glorot_params(layer_sizes, dtype, again))
 
-            state = TrainingState(self._glorot_params(layer_sizes, dtype, rng))
+            state = TrainingState(
+                ops.asarray(self._glorot_params(layer_sizes, dtype, rng))
+            )
             if self.early_stopping:
                 state.best_loss = None
             return state, starting_params
@@ -368,10 +421,12 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 "architecture or the number of outputs."
             )
 
-        def copied(value):
-            if isinstance(value, np.ndarray):
-                return value.astype(dtype)  # always a copy
-            return list(value) if isinstance(value, list) else value
+        def copied(value):  # always a copy, in the training dtype and place
+            if isinstance(value, list):
+                return list(value)
+            if isinstance(value, (int, float)) or value is None:
+                return value
+            return ops.asarray(to_host(value).astype(dtype))
 
         optimizer = getattr(self, "_optimizer_state", None)
         if optimizer is not None:
@@ -379,10 +434,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         best_params = getattr(self, "_best_params", None)
 
         def starting_params():  # the committed model: unchanged until the commit
-            return flatten(self.coefs_, self.intercepts_, dtype=dtype)
+            return ops.asarray(self._flat_params(dtype))
 
         state = TrainingState(
-            params=flatten(self.coefs_, self.intercepts_, dtype=dtype),
+            params=ops.asarray(self._flat_params(dtype)),
             optimizer=optimizer,
             n_iter=self.n_iter_,
             t=getattr(self, "t_", 0),
@@ -397,6 +452,11 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         )
         return state, starting_params
 
+    def _flat_params(self, dtype):
+        """A new flat host copy of the fitted coefs_ and intercepts_."""
+        coefs = [to_host(W) for W in self.coefs_]
+        return flatten(coefs, [to_host(b) for b in self.intercepts_], dtype=dtype)
+
     def _glorot_params(self, layer_sizes, dtype, rng):
         """Initial weights and biases, drawn from rng, as one flat vector."""
         coefs, intercepts = [], []
@@ -409,7 +469,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
     def _fitted_attributes(self, state, layer_sizes):
         """The fitted attributes a TrainingState stands for (coefs_ and
         intercepts_ are views into its flat parameter vector)."""
-        coefs, intercepts = unflatten(state.params, layer_sizes)
+        ops = engine_of(state.params)
+        xp = None if ops.is_numpy else ops.xp
+        coefs, intercepts = unflatten(state.params, layer_sizes, xp)
         attributes = {
             "coefs_": coefs,
             "intercepts_": intercepts,
@@ -441,7 +503,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             return "score (negative loss)"
         return getattr(self.scoring, "__name__", None) or str(self.scoring)
 
-    def _validation_scorer(self, state, layer_sizes):
+    def _validation_scorer(self, state, layer_sizes, ops):
         """``score(out, validation, loss)``: the number recorded in
         validation_scores_ for one epoch, from the network's output on the
         validation set and the validation loss, as ``scoring`` asks.
@@ -451,7 +513,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         validation sample weights when it accepts them.
         """
         if self.scoring is None:  # accuracy or R^2, as scikit-learn's MLP
-            return lambda out, data, loss: self._score_outputs(out, *data[1:])
+            return lambda out, data, loss: self._score_outputs(
+                to_host(out), *map(to_host, data[1:])
+            )
         if self.scoring == "loss":
             return lambda out, data, loss: -loss
         scoring = self.scoring
@@ -460,14 +524,17 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
 
         def score(out, data, loss):
             X_val, Y_val, sw_val = data
-            if not np.isfinite(out).all():
+            if not ops.all_finite(out):
                 return np.nan
             model = copy.copy(self)
             model.__dict__.update(self._fitted_attributes(state, layer_sizes))
             model.__dict__.pop("feature_names_in_", None)  # X_val is validated
             kwargs = {} if sw_val is None or not weighted else {"sample_weight": sw_val}
+            y_val = self._decode(to_host(Y_val))
+            if not ops.is_numpy and y_val.dtype.kind in "biuf":
+                y_val = ops.asarray(y_val)  # beside the predictions, for metrics
             try:
-                return float(scorer(model, X_val, self._decode(Y_val), **kwargs))
+                return float(scorer(model, X_val, y_val, **kwargs))
             except Exception as error:
                 raise ValueError(
                     f"scoring={scoring!r} failed on the validation data: {error}. "
@@ -665,14 +732,39 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             self, X, accept_sparse=["csr", "csc"], dtype=_FLOAT_DTYPES, reset=False
         )
 
-    def _forward(self, X, check_input=True):
+    def _engine(self, X, method):
+        """The engine of the fitted model (see ``_ops.py``), after checking
+        that X belongs to it: the namespace and device the model was fitted
+        on, or a ValueError that says how to move the model."""
+        fitted, given = engine_of(self.coefs_[0]), get_ops(X)
+        if fitted == given:
+            return fitted
+        raise ValueError(
+            f"Inputs passed to {type(self).__name__}.{method}() must use the same "
+            "namespace and the same device as those passed to fit(): the model "
+            f"was fitted on {fitted.describe()} and gets {given.describe()}. "
+            "Pass X as the model's arrays (with scikit-learn's "
+            "array_api_dispatch on), or move the model to X's namespace and "
+            "device: 'from sklearn.utils._array_api import "
+            "get_namespace_and_device, move_estimator_to; xp, _, device = "
+            "get_namespace_and_device(X); estimator = move_estimator_to("
+            "estimator, xp, device)'."
+        )
+
+    def _forward(self, X, check_input=True, method="predict"):
         """Network output for X, computed in row chunks that fit in memory.
 
         With check_input (the public methods), X is validated first and a
         non-finite output is a ValueError: an input far outside the training
         data's range can overflow a finite network, and that is reported, not
-        returned.
+        returned. A model fitted on another namespace's arrays (a GPU's)
+        computes there, for X of that namespace and device.
         """
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
+        ops = self._engine(X, method) if check_input else engine_of(self.coefs_[0])
+        if not ops.is_numpy:
+            return self._forward_elsewhere(X, ops, check_input)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             if check_input:
                 X = self._validate_X(X)
@@ -704,13 +796,37 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             X, self.coefs_, self.intercepts_, self.activation, self._output_layer()
         )
 
+    def _forward_elsewhere(self, X, ops, check_input):
+        """``_forward`` for a model and X of another array namespace."""
+        xp = ops.xp
+        if check_input:
+            X = validate_data(self, X, dtype=(xp.float64, xp.float32), reset=False)
+        dtype = xp.result_type(X.dtype, self.coefs_[0].dtype)
+        coefs = [xp.astype(W, dtype, copy=False) for W in self.coefs_]
+        intercepts = [xp.astype(b, dtype, copy=False) for b in self.intercepts_]
+        X = xp.astype(X, dtype, copy=False)
+        output = self._output_layer()
+        parts = [
+            forward(X[rows, ...], coefs, intercepts, self.activation, output, ops=ops)
+            for rows in gen_batches(X.shape[0], self._rows_per_chunk())
+        ]
+        out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+        if check_input and not ops.all_finite(out):
+            raise ValueError(
+                "The network's output is not finite for some rows of X: their "
+                "values are too large for this model. Transform X as the "
+                "training data was (e.g. with the same StandardScaler)."
+            )
+        return out
+
     def _rows_per_chunk(self):
         """Rows whose activations fit in scikit-learn's ``working_memory``.
 
         A row needs, at the widest layer boundary, its input and output
         activations: ``itemsize * max(n_k + n_{k+1})`` bytes.
         """
-        row_bytes = self.coefs_[0].itemsize * max(sum(W.shape) for W in self.coefs_)
+        itemsize = _dtype_of(self.coefs_[0]).itemsize
+        row_bytes = itemsize * max(sum(W.shape) for W in self.coefs_)
         return max(1, int(get_config()["working_memory"] * 2**20 // row_bytes))
 
     def _score_outputs(self, out, Y, sample_weight):
@@ -727,6 +843,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
 
@@ -1013,6 +1130,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         What ``LabelBinarizer.inverse_transform`` returns, without its input
         validation: the most probable class, or every output above 0.5.
         """
+        if not isinstance(out, np.ndarray):
+            return self._decode_elsewhere(out, engine_of(out))
         # From the label binarizer, which is set before training starts.
         if self._label_binarizer.y_type_ == "multiclass":
             return self.classes_[np.argmax(out, axis=1)]
@@ -1020,6 +1139,21 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             return above.astype(int)
         return self.classes_[above.ravel().astype(np.intp)]
+
+    def _decode_elsewhere(self, out, ops):
+        """``_decode`` for outputs of another namespace: labels on the same
+        device where they are numbers (string labels stay numpy)."""
+        xp = ops.xp
+        kind = self._label_binarizer.y_type_
+        if kind == "multilabel-indicator":
+            return xp.astype(out > 0.5, xp.int64)
+        if kind == "multiclass":
+            index = xp.argmax(out, axis=1)
+        else:
+            index = xp.astype(out[:, 0] > 0.5, xp.int64)
+        if self.classes_.dtype.kind in "biuf":
+            return xp.take(ops.asarray(self.classes_), index, axis=0)
+        return self.classes_[ops.to_numpy(index)]
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -1076,6 +1210,20 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         """
         return self._decode(self._forward(X))
 
+    def _probabilities(self, X, method):
+        proba = self._forward(X, method=method)
+        if not isinstance(proba, np.ndarray):  # another namespace's array
+            xp = engine_of(proba).xp
+            eps = float(xp.finfo(proba.dtype).eps)
+            proba = xp.clip(proba, min=eps, max=1 - eps)
+            if self.n_outputs_ == 1:
+                return xp.concat([1 - proba, proba], axis=1)
+            return proba
+        clip_probabilities(proba, out=proba)
+        if self.n_outputs_ == 1:
+            return np.hstack([1 - proba, proba])
+        return proba
+
     def predict_proba(self, X):
         """Probability estimates.
 
@@ -1088,11 +1236,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         y_prob : ndarray of shape (n_samples, n_classes)
             Probability of each class, ordered as in ``classes_``.
         """
-        proba = self._forward(X)
-        clip_probabilities(proba, out=proba)
-        if self.n_outputs_ == 1:
-            return np.hstack([1 - proba, proba])
-        return proba
+        return self._probabilities(X, "predict_proba")
 
     def predict_log_proba(self, X):
         """Log of the probability estimates, ``log(predict_proba(X))``.
@@ -1106,7 +1250,9 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         log_y_prob : ndarray of shape (n_samples, n_classes)
             Log-probabilities, ordered as in ``classes_``; always finite.
         """
-        proba = self.predict_proba(X)
+        proba = self._probabilities(X, "predict_log_proba")
+        if not isinstance(proba, np.ndarray):
+            return engine_of(proba).xp.log(proba)
         return np.log(proba, out=proba)
 
     def __sklearn_tags__(self):
@@ -1257,7 +1403,9 @@ n_outputs_
         return X, y
 
     def _decode(self, out):
-        return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+        if out.ndim == 2 and out.shape[1] == 1:
+            return out[:, 0] if not isinstance(out, np.ndarray) else out.ravel()
+        return out
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

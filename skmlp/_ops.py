@@ -119,6 +119,9 @@ class NumpyOps:
     def to_numpy(self, array):
         return array
 
+    def describe(self):
+        return "numpy arrays"
+
     def copy(self, array):
         return array.copy()
 
@@ -287,7 +290,12 @@ class ArrayAPIOps:
     def to_numpy(self, array):
         from sklearn.utils._array_api import _convert_to_numpy
 
-        return _convert_to_numpy(array, self.xp)
+        return np.asarray(_convert_to_numpy(array, self.xp))
+
+    def describe(self):
+        """'torch on cuda:0', for messages."""
+        name = self.xp.__name__.rsplit(".", 1)[-1]
+        return f"{name} arrays on device {self.device}"
 
     def copy(self, array):
         return self.xp.asarray(array, copy=True)
@@ -363,24 +371,43 @@ class ArrayAPIOps:
         params -= (m_sum / (self.xp.sqrt(v) + eps)) * c
 
 
-def get_ops(*arrays):
-    """The engine for these arrays: :data:`NUMPY` unless scikit-learn's
-    ``array_api_dispatch`` is on and they belong to another namespace."""
+def _compat():
+    from sklearn.externals import array_api_compat
+
+    return array_api_compat
+
+
+def is_foreign_array(array):
+    """An array of an array-API namespace other than numpy (torch, CuPy, ...)."""
+    if array is None or isinstance(array, np.ndarray):
+        return False
+    if not hasattr(array, "__dlpack__") or not _compat().is_array_api_obj(array):
+        return False  # lists, pandas, scipy.sparse: numpy's business
+    return not _compat().is_numpy_array(array)
+
+
+def engine_of(array):
+    """The engine an array belongs to, whatever the configuration says:
+    :data:`NUMPY`, or an ArrayAPIOps on the array's namespace and device."""
+    if not is_foreign_array(array):
+        return NUMPY
+    compat = _compat()
+    return ArrayAPIOps(compat.array_namespace(array), compat.device(array))
+
+
+def to_host(array):
+    """A numpy copy of an array of another namespace (anything else as is)."""
+    if not is_foreign_array(array):
+        return array
+    return engine_of(array).to_numpy(array)
+
+
+def get_ops(X):
+    """The engine for training on or predicting for X: :data:`NUMPY`, unless
+    scikit-learn's ``array_api_dispatch`` is on and X belongs to another
+    array-API namespace (everything then follows X's namespace and device)."""
     from sklearn import get_config
 
-    if not get_config().get("array_api_dispatch", False):
+    if isinstance(X, np.ndarray) or not get_config().get("array_api_dispatch"):
         return NUMPY
-    import scipy.sparse
-
-    if all(
-        isinstance(a, np.ndarray) or scipy.sparse.issparse(a)
-        for a in arrays
-        if a is not None
-    ):
-        return NUMPY
-    from sklearn.utils._array_api import get_namespace_and_device
-
-    xp, is_array_api, device = get_namespace_and_device(*arrays)
-    if not is_array_api or xp.__name__.endswith("numpy"):
-        return NUMPY
-    return ArrayAPIOps(xp, device)
+    return engine_of(X)

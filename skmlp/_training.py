@@ -532,7 +532,9 @@ def fit_stochastic(
         state.best_params = net.ops.copy(state.params)
     batch_size = resolve_batch_size(est, train[0].shape[0])
     batches = Minibatches(net, *train, batch_size, est.shuffle, dropout, rng)
-    train_weight = train[0].shape[0] if train[2] is None else float(train[2].sum())
+    train_weight = train[0].shape[0]
+    if train[2] is not None:
+        train_weight = float(batches.host_weight.sum())
     penalty_weight = train_weight * batch_size / train[0].shape[0]
 
     state.n_iter = 0

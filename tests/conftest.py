@@ -1,3 +1,11 @@
+import os
+
+# scikit-learn's array API dispatch needs scipy's own array API support, which
+# scipy reads from the environment when it is first imported: set it here,
+# before anything imports scipy, so that the array API tests (and
+# scikit-learn's own array API checks in test_common.py) run.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import numpy as np
 import pytest
 
