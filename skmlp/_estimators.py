@@ -1178,6 +1178,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             The updated estimator.
         """
         with self._rollback_on_error():
+            y, classes = to_host(y), to_host(classes)  # labels live on the host
             if classes is not None and not hasattr(self, "classes_"):
                 _check_classes(classes)
             if _check_partial_fit_first_call(self, classes):
