@@ -284,3 +284,15 @@ def test_array_api_strict_trains_every_solver():
             proba = ours_x.predict_proba(xp.asarray(X_iris))
         assert type(proba).__module__.startswith("array_api_strict")
         assert_allclose(np.asarray(proba), ours_np.predict_proba(X_iris), atol=1e-9)
+
+
+def test_callbacks_see_every_epoch_on_the_device():
+    callback = pytest.importorskip("sklearn.callback")  # scikit-learn >= 1.9
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    est = BackpropClassifier((8,), max_iter=6, random_state=0).set_callbacks(monitor)
+    with _dispatch():
+        est.fit(_t(X_iris), _t(y_iris))
+        final = float(np.mean(est.predict(_t(X_iris)).numpy() == y_iris))
+    epochs = [row for row in monitor.get_logs().data if row["task_name"] == "epoch"]
+    assert len(epochs) == est.n_iter_ == 6
+    assert epochs[-1]["accuracy"] == pytest.approx(final, rel=1e-6)
