@@ -760,11 +760,14 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         returned. A model fitted on another namespace's arrays (a GPU's)
         computes there, for X of that namespace and device.
         """
-        if "coefs_" not in self.__dict__:
+        coefs = self.__dict__.get("coefs_")
+        if coefs is None:
             check_is_fitted(self)
-        ops = self._engine(X, method) if check_input else engine_of(self.coefs_[0])
-        if not ops.is_numpy:
-            return self._forward_elsewhere(X, ops, check_input)
+        if not (type(X) is np.ndarray and type(coefs[0]) is np.ndarray):
+            # Only now look up namespaces: numpy's one-row predict stays lean.
+            ops = self._engine(X, method) if check_input else engine_of(coefs[0])
+            if not ops.is_numpy:
+                return self._forward_elsewhere(X, ops, check_input)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             if check_input:
                 X = self._validate_X(X)
