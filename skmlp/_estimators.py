@@ -50,7 +50,7 @@ from ._activations import ACTIVATIONS
 from ._losses import clip_probabilities, huber
 from ._losses import quantile as pinball
 from ._network import MLP, flatten, forward, unflatten
-from ._ops import engine_of, get_ops, to_host
+from ._ops import engine_of, get_ops, numpy_engine, to_host
 from ._training import EpochHooks, TrainingState, fit_lbfgs, fit_stochastic
 
 try:  # scikit-learn >= 1.6: caches np.unique(y) on the array for its checks
@@ -311,7 +311,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             dropout=dropout,
             ops=ops,
         )
-        return data if ops.is_numpy else _on_device(data, X_given)
+        if ops.is_numpy:  # numpy's own, or the compiled engine
+            return dataclasses.replace(data, ops=numpy_engine(X.dtype))
+        return _on_device(data, X_given)
 
     def _train(self, data, X_raw, y_raw, incremental):
         """Run the solver on a new TrainingState and return it, uncommitted.

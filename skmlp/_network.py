@@ -135,13 +135,13 @@ def forward(
     activations, derivative_inputs = [X], []
     last = len(weights) - 1
     for k, (W, b) in enumerate(zip(weights, biases, strict=True)):
-        z = ops.matmul(a, W, None if out is None else out[k])
-        z = ops.add_bias(z, b)  # z_k = a_{k-1} W_k + b_k
+        z = ops.matmul(a, W, None if out is None else out[k])  # a_{k-1} W_k
+        # z_k = a_{k-1} W_k + b_k, then a_k = f(z_k): the ops add the bias
+        # in the same pass as the activation.
         if k == last:
-            a = ops.output_activate(output_layer(output), z)
+            a = ops.output_activate(output_layer(output), z, b)
         else:
-            z_kept = ops.copy(z) if keep_input else None
-            a = ops.activate(activation, z)
+            a, z_kept = ops.activate(activation, z, b, keep_input)
             mask = None if masks is None else masks[k]
             if mask is None:  # f' reads z, or the layer's output activations[k+1]
                 derivative_inputs.append(z_kept)
@@ -288,8 +288,8 @@ class MLP:
             X, keep_activations=True, out=outputs, masks=masks
         )
         output = output_layer(self.output)
-        loss = ops.output_loss(output, Y, activations[-1], w)
-        delta = ops.output_delta(output, Y, activations[-1], w)  # dL/dz_L
+        # The loss, and dL/dz_L = w_i (P - Y) for the canonical pairs.
+        loss, delta = ops.output_loss_and_delta(output, Y, activations[-1], w)
 
         for k in range(len(self.weights) - 1, -1, -1):
             # activations[k] is a_{k-1} for the layer whose weights are weights[k].
@@ -299,14 +299,14 @@ class MLP:
                 delta = ops.matmul(
                     delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
                 )  # (4) dL/da_{k-1} = dL/dz_k W_k^T
-                if masks is not None and masks[k - 1] is not None:
-                    delta *= masks[k - 1]  # dropout: dL/da = dL/d(a * m) * m
-                # (1) dL/dz_{k-1} = dL/da * f'(z), f' read from the output (or z)
+                # (1) dL/dz_{k-1} = dL/da * f'(z), f' read from the output (or
+                # z); with dropout, the layer's output was f(z) * m, so m too.
                 f_input = derivative_inputs[k - 1]
                 delta = ops.activation_backward(
                     self.activation,
                     activations[k] if f_input is None else f_input,
                     delta,
+                    None if masks is None else masks[k - 1],
                 )
 
         if alpha:

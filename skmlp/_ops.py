@@ -20,7 +20,10 @@ minibatch rows. The activations' and losses' own formulas sit in
 one. ``tests/test_ops.py`` runs every operation on both and compares them.
 """
 
+import importlib.util
 import math
+import os
+import warnings
 
 import numpy as np
 
@@ -157,25 +160,29 @@ class NumpyOps:
             return np.dot(a, b, out=out)
         return np.matmul(a, b, out=out)
 
-    def add_bias(self, z, b):
+    def activate(self, activation, z, b, keep_input=False):
+        """(f(z + b), z + b if keep_input else None), in place in z."""
         z += b
-        return z
+        kept = z.copy() if keep_input else None
+        return ACTIVATIONS[activation].forward(z), kept
 
-    def activate(self, activation, z):
-        return ACTIVATIONS[activation].forward(z)
-
-    def activation_backward(self, activation, f_input, delta):
+    def activation_backward(self, activation, f_input, delta, mask=None):
+        """delta * mask * f'(z), in place in delta (mask: dropout's, or None)."""
+        if mask is not None:
+            delta *= mask
         ACTIVATIONS[activation].backward(f_input, delta)
         return delta
 
-    def output_activate(self, output, z):
+    def output_activate(self, output, z, b):
+        z += b
         return output.activate(z)
 
     def output_loss(self, output, Y, P, w):
         return output.loss(Y, P, w)
 
-    def output_delta(self, output, Y, P, w):
-        return output.delta(Y, P, w)
+    def output_loss_and_delta(self, output, Y, P, w):
+        """(loss, dL/dz), the delta in place of P."""
+        return output.loss(Y, P, w), output.delta(Y, P, w)
 
     def weight_gradient(self, a, delta, out):
         """(2) out = a^T delta (a dense or sparse)."""
@@ -317,23 +324,23 @@ class ArrayAPIOps:
     def matmul(self, a, b, out=None):
         return a @ b
 
-    def add_bias(self, z, b):
-        return z + b
+    def activate(self, activation, z, b, keep_input=False):
+        z = z + b
+        return ACTIVATIONS[activation].forward_xp(self.xp, z), z if keep_input else None
 
-    def activate(self, activation, z):
-        return ACTIVATIONS[activation].forward_xp(self.xp, z)
-
-    def activation_backward(self, activation, f_input, delta):
+    def activation_backward(self, activation, f_input, delta, mask=None):
+        if mask is not None:
+            delta = delta * mask
         return ACTIVATIONS[activation].backward_xp(self.xp, f_input, delta)
 
-    def output_activate(self, output, z):
-        return output.activate_xp(self.xp, z)
+    def output_activate(self, output, z, b):
+        return output.activate_xp(self.xp, z + b)
 
     def output_loss(self, output, Y, P, w):
         return output.loss_xp(self.xp, Y, P, w)
 
-    def output_delta(self, output, Y, P, w):
-        return output.delta_xp(self.xp, Y, P, w)
+    def output_loss_and_delta(self, output, Y, P, w):
+        return output.loss_xp(self.xp, Y, P, w), output.delta_xp(self.xp, Y, P, w)
 
     def weight_gradient(self, a, delta, out):
         out[...] = a.T @ delta  # (2); out is a view into the flat gradient
@@ -411,3 +418,64 @@ def get_ops(X):
     if isinstance(X, np.ndarray) or not get_config().get("array_api_dispatch"):
         return NUMPY
     return engine_of(X)
+
+
+# The engine numpy arrays train with, per dtype: NumbaOps when numba works.
+_NUMPY_ENGINES = {}
+
+
+def numpy_engine(dtype):
+    """The engine for training on numpy arrays of this dtype.
+
+    The compiled engine (``_numba.NumbaOps``, fused kernels) when numba is
+    installed (``pip install "skmlp[fast]"``), else :data:`NUMPY`. The
+    environment variable ``SKMLP_ENGINE`` chooses: ``numpy`` forces the pure
+    numpy engine (for debugging, or to compare), ``numba`` requires the
+    compiled one, ``auto`` (the default) takes it when it works. Kernels are
+    compiled at the first fit of each dtype (or loaded from numba's cache);
+    if that fails, training continues with numpy after one warning.
+    """
+    choice = os.environ.get("SKMLP_ENGINE", "auto").strip().lower() or "auto"
+    if choice not in ("auto", "numba", "numpy"):
+        raise ValueError(
+            f"SKMLP_ENGINE={choice!r}: use 'auto' (the default), 'numba' or 'numpy'."
+        )
+    if choice == "numpy":
+        return NUMPY
+    key = np.dtype(dtype)
+    if key not in _NUMPY_ENGINES or (
+        choice == "numba" and _NUMPY_ENGINES[key] is NUMPY
+    ):
+        _NUMPY_ENGINES[key] = _compiled_engine(key, required=choice == "numba")
+    return _NUMPY_ENGINES[key]
+
+
+class CompiledEngineWarning(UserWarning):
+    """The compiled engine could not be used; numpy's is used instead."""
+
+
+def _compiled_engine(dtype, required):
+    if importlib.util.find_spec("numba") is None:
+        if required:
+            raise ImportError(
+                "SKMLP_ENGINE=numba, but numba is not installed: "
+                'pip install "skmlp[fast]", or unset SKMLP_ENGINE.'
+            )
+        return NUMPY
+    try:
+        from ._numba import NumbaOps
+
+        engine = NumbaOps()
+        engine.compile(dtype)
+        return engine
+    except Exception as error:
+        if required:
+            raise
+        warnings.warn(
+            f"skmlp's compiled engine (numba) failed for {dtype}: {error!r}. "
+            "Training continues with the numpy engine, at its speed; set "
+            "SKMLP_ENGINE=numpy to skip the attempt.",
+            CompiledEngineWarning,
+            stacklevel=3,
+        )
+        return NUMPY

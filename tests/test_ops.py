@@ -54,14 +54,27 @@ def _pre_activations(rng, shape=(40, 7)):
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_activations_forward_and_backward_agree(ops, name, rng):
     z, delta = _pre_activations(rng), rng.normal(size=(40, 7))
+    b = np.array([0.0, 0.5, 0.0, -0.25, 0.0, 1.0, 0.0])  # keeps row 0's extremes
+    mask = (rng.uniform(size=z.shape) > 0.3) / 0.7
+    keep = ACTIVATIONS[name].from_input
     with np.errstate(over="ignore", under="ignore"):
-        a = NUMPY.activate(name, z.copy())
-        a_xp = ops.activate(name, _on(ops, z))
+        a, z_kept = NUMPY.activate(name, z.copy(), b, keep_input=keep)
+        a_xp, z_kept_xp = ops.activate(name, _on(ops, z), _on(ops, b), keep)
         assert_allclose(_back(ops, a_xp), a, **TOL)
-        f_input = z if ACTIVATIONS[name].from_input else a
-        expected = NUMPY.activation_backward(name, f_input.copy(), delta.copy())
-        got = ops.activation_backward(name, _on(ops, f_input), _on(ops, delta))
-    assert_allclose(_back(ops, got), expected, **TOL)
+        f_input = z_kept if keep else a
+        if keep:
+            assert_allclose(_back(ops, z_kept_xp), z + b, **TOL)
+        for m in (None, mask):
+            expected = NUMPY.activation_backward(
+                name, f_input.copy(), delta.copy(), None if m is None else m.copy()
+            )
+            got = ops.activation_backward(
+                name,
+                _on(ops, f_input),
+                _on(ops, delta),
+                None if m is None else _on(ops, m),
+            )
+            assert_allclose(_back(ops, got), expected, **TOL)
 
 
 _OUTPUTS = {**OUTPUTS, "huber": huber(0.7), "quantile": quantile(0.3)}
@@ -78,16 +91,19 @@ def test_output_activation_loss_and_delta_agree(ops, name, weighted, rng, make_t
     Y = make_targets(kind, rng, 30, 3)
     w = rng.uniform(size=30) if weighted else None
     w = None if w is None else w / w.sum()
-    P = NUMPY.output_activate(output, z.copy())
-    P_xp = ops.output_activate(output, _on(ops, z))
+    b = rng.normal(size=3)
+    P = NUMPY.output_activate(output, z.copy(), b)
+    P_xp = ops.output_activate(output, _on(ops, z), _on(ops, b))
     assert_allclose(_back(ops, P_xp), P, **TOL)
     w_xp = None if w is None else _on(ops, w)
     loss = NUMPY.output_loss(output, Y, P.copy(), w)
     loss_xp = ops.output_loss(output, _on(ops, Y), P_xp, w_xp)
     assert float(loss_xp) == pytest.approx(loss, rel=1e-12, abs=1e-12)
-    delta = NUMPY.output_delta(output, Y, P.copy(), w)
-    delta_xp = ops.output_delta(output, _on(ops, Y), P_xp, w_xp)
-    assert_allclose(_back(ops, delta_xp), delta, **TOL)
+    both = NUMPY.output_loss_and_delta(output, Y, P.copy(), w)
+    both_xp = ops.output_loss_and_delta(output, _on(ops, Y), ops.copy(P_xp), w_xp)
+    assert float(both_xp[0]) == pytest.approx(both[0], rel=1e-12, abs=1e-12)
+    assert both[0] == pytest.approx(loss, rel=1e-12, abs=1e-12)
+    assert_allclose(_back(ops, both_xp[1]), both[1], **TOL)
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu", "tanh"])

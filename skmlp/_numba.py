@@ -1,0 +1,240 @@
+"""The compiled engine: numpy's engine with its elementwise passes fused by numba.
+
+Between the matrix products of a training step, numpy makes one pass over
+memory (and one Python call) per elementwise operation: Adam's update alone is
+eleven. :class:`NumbaOps` keeps numpy's engine (``_ops.NumpyOps``) and its
+BLAS matrix products, and replaces the elementwise work with kernels that
+make one pass each:
+
+- the bias add fused with relu or identity (forward, after equation z = aW);
+- relu's derivative fused with the dropout mask (equation (1));
+- softmax or the logistic function fused with the cross-entropy loss, the
+  output delta and the bias gradient (3) of the output layer;
+- the SGD (momentum, Nesterov) and Adam updates fused with the L2 penalty.
+
+Each kernel computes what the numpy implementation computes, in the same
+order of operations, so that the results are equal bit for bit where the
+operations are the same (the optimizer updates, relu; see tests/test_numba.py
+for the tolerance of each); sums over rows are sequential here and pairwise
+in numpy, which can differ in the last bit.
+
+The kernels are ``nogil`` and single-threaded: numba's ``parallel=True``
+(OpenMP) fights OpenBLAS's spinning threads (the next matrix product becomes
+2-40 times slower). Scalars are passed in the arrays' dtype, so a float32
+kernel stays float32. ``fastmath`` is off: it would break bit-equality.
+
+This module imports numba; ``_ops.get_ops`` imports it only when a fit asks
+for the compiled engine, compiles each kernel at its first call, and falls
+back to numpy (with one warning) if numba is missing or fails.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from ._losses import OUTPUTS
+from ._ops import NumpyOps
+
+
+def _kernel(function):
+    """numba.njit(nogil=True), with an on-disk cache where one can be written
+    (next to this file, or numba's user-wide cache), and without otherwise."""
+    try:
+        return numba.njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # no writable cache location: compile each process
+        return numba.njit(nogil=True)(function)
+
+
+# ---- optimizers --------------------------------------------------------------
+
+
+@_kernel
+def _adam(p, g, m_sum, v, c, b1, b2, one_minus_b2, eps, n_weights, l2):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        if i < n_weights:
+            gi = gi + p[i] * l2  # the L2 penalty's gradient
+        m = m_sum[i] * b1 + gi  # m_sum = b1 m_sum + g
+        m_sum[i] = m
+        vi = v[i] * b2 + (gi * gi) * one_minus_b2  # v = b2 v + (1 - b2) g^2
+        v[i] = vi
+        p[i] = p[i] - (m / (math.sqrt(vi) + eps)) * c  # p -= c m_sum / (...)
+
+
+@_kernel
+def _sgd(p, g, velocity, lr, mu, nesterov, n_weights, l2):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        if i < n_weights:
+            gi = gi + p[i] * l2
+        step = gi * lr
+        vi = velocity[i] * mu - step  # v = mu v - lr g
+        velocity[i] = vi
+        if nesterov:
+            p[i] = (p[i] - step) + vi * mu  # p += mu v - lr g
+        else:
+            p[i] = p[i] + vi
+
+
+# ---- hidden layers -----------------------------------------------------------
+
+
+@_kernel
+def _bias_relu(z, b):
+    """z = max(z + b, 0) in place (NaN stays NaN, as with np.maximum)."""
+    zero = z.dtype.type(0)
+    for r in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            x = z[r, j] + b[j]
+            z[r, j] = zero if x < zero else x
+
+
+@_kernel
+def _bias(z, b):
+    for r in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[r, j] = z[r, j] + b[j]
+
+
+@_kernel
+def _relu_backward(a, delta, mask, has_mask):
+    """delta = (delta * mask) * f'(z), f'(z) = 1 where a > 0, else 0."""
+    one, zero = delta.dtype.type(1), delta.dtype.type(0)
+    for r in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            d = delta[r, j]
+            if has_mask:
+                d = d * mask[r, j]
+            delta[r, j] = d * (one if a[r, j] > zero else zero)
+
+
+@_kernel
+def _mask(delta, mask):
+    for r in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            delta[r, j] = delta[r, j] * mask[r, j]
+
+
+# ---- output layers -------------------------------------------------------------
+
+
+@_kernel
+def _bias_softmax(z, b):
+    """Per row: z = softmax(z + b) = exp(x - max x) / sum exp(x - max x)."""
+    for r in range(z.shape[0]):
+        top = z[r, 0] + b[0]
+        for j in range(z.shape[1]):
+            x = z[r, j] + b[j]
+            z[r, j] = x
+            if x > top:
+                top = x
+        total = z.dtype.type(0)
+        for j in range(z.shape[1]):
+            e = math.exp(z[r, j] - top)
+            z[r, j] = e
+            total += e
+        for j in range(z.shape[1]):
+            z[r, j] = z[r, j] / total
+
+
+@_kernel
+def _cross_entropy_and_delta(P, Y, w, has_w, eps, binary):
+    """The loss (softmax: -sum y log p; logistic, per output: -log p where y,
+    -log(1 - p) where not; p clipped to [eps, 1 - eps]) weighted by w (the
+    mean without weights), and P overwritten with dL/dz = w_i (p - y)."""
+    n, k = P.shape
+    one, zero = P.dtype.type(1), P.dtype.type(0)
+    inv_n = one / P.dtype.type(n)
+    total = 0.0
+    for r in range(n):
+        row = 0.0
+        for j in range(k):
+            p = P[r, j]
+            q = min(max(p, eps), one - eps)
+            if Y[r, j]:
+                row += math.log(q)
+            elif binary:
+                row += math.log(one - q)
+            P[r, j] = (p - (one if Y[r, j] else zero)) * (w[r] if has_w else inv_n)
+        total += row * w[r] if has_w else row
+    return -total if has_w else -total / n
+
+
+class NumbaOps(NumpyOps):
+    """numpy's engine with fused compiled kernels for the elementwise work
+    (float32 and float64 dense arrays; anything else takes numpy's way)."""
+
+    name = "numba"
+
+    def activate(self, activation, z, b, keep_input=False):
+        if activation == "relu" and not keep_input:
+            _bias_relu(z, b)
+            return z, None
+        if activation == "identity" and not keep_input:
+            _bias(z, b)
+            return z, None
+        return super().activate(activation, z, b, keep_input)
+
+    def activation_backward(self, activation, f_input, delta, mask=None):
+        if activation == "relu":
+            masked = mask is not None
+            _relu_backward(f_input, delta, mask if masked else delta, masked)
+            return delta
+        if activation == "identity" and mask is not None:
+            _mask(delta, mask)
+            return delta
+        return super().activation_backward(activation, f_input, delta, mask)
+
+    def output_activate(self, output, z, b):
+        if output is OUTPUTS["softmax"]:
+            _bias_softmax(z, b)
+            return z
+        return super().output_activate(output, z, b)
+
+    def output_loss_and_delta(self, output, Y, P, w):
+        binary = output is OUTPUTS["logistic"]
+        if not (binary or output is OUTPUTS["softmax"]):
+            return super().output_loss_and_delta(output, Y, P, w)
+        eps = P.dtype.type(np.finfo(P.dtype).eps)
+        weights = P[:, 0] if w is None else w  # unread without weights
+        loss = _cross_entropy_and_delta(P, Y, weights, w is not None, eps, binary)
+        return float(loss), P
+
+    def sgd_update(self, params, grad, velocity, lr, mu, nesterov, n_weights, l2):
+        t = params.dtype.type
+        _sgd(params, grad, velocity, t(lr), t(mu), nesterov, n_weights, t(l2))
+
+    def adam_update(self, params, grad, m_sum, v, c, b1, b2, eps, n_weights, l2):
+        t = params.dtype.type
+        _adam(
+            params,
+            grad,
+            m_sum,
+            v,
+            t(c),
+            t(b1),
+            t(b2),
+            t(1.0 - b2),
+            t(eps),
+            n_weights,
+            t(l2),
+        )
+
+    def compile(self, dtype):
+        """Compile (or load from the cache) every kernel for dtype, on tiny
+        arrays of the layouts a fit passes."""
+        z, b = np.ones((2, 3), dtype), np.zeros(3, dtype)
+        self.activate("relu", z, b)
+        self.activate("identity", z, b)
+        self.activation_backward("relu", z, z.copy(), z.copy())
+        self.activation_backward("relu", z, z.copy())
+        self.activation_backward("identity", z, z.copy(), z.copy())
+        Y = np.eye(3, dtype=bool)[:2]
+        for output in (OUTPUTS["softmax"], OUTPUTS["logistic"]):
+            P = self.output_activate(OUTPUTS["softmax"], z.copy(), b)
+            self.output_loss_and_delta(output, Y, P, None)
+            self.output_loss_and_delta(output, Y, P, np.ones(2, dtype))
+        p = np.ones(4, dtype)
+        self.sgd_update(p, p.copy(), p.copy(), 0.1, 0.9, True, 2, 0.1)
+        self.adam_update(p, p.copy(), p.copy(), p.copy(), 0.1, 0.9, 0.99, 1e-8, 2, 0.1)

@@ -1,0 +1,196 @@
+"""The compiled engine (numba kernels) against numpy's, and how it is chosen.
+
+Where a kernel performs the numpy implementation's operations in the same
+order (the bias add and relu, relu's derivative with dropout's mask, the
+SGD and Adam updates with the L2 penalty), the results must be equal bit for
+bit, in float64 and float32. Softmax and the cross-entropy differ in the
+order of their sums and in the exp/log of the math library: to a few ulps,
+checked here at 1e-14 (float64) and 1e-6 (float32) relative.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits
+
+import skmlp._ops as ops_module
+from skmlp import BackpropClassifier
+from skmlp._losses import OUTPUTS
+from skmlp._ops import NUMPY, CompiledEngineWarning, numpy_engine
+
+pytest.importorskip("numba")
+
+from skmlp._numba import NumbaOps  # noqa: E402
+
+NUMBA = NumbaOps()
+DTYPES = [np.float64, np.float32]
+CLOSE = {np.float64: 1e-14, np.float32: 1e-6}
+
+
+def _arrays(rng, dtype, *shapes):
+    return [rng.normal(size=shape).astype(dtype) for shape in shapes]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+def test_bias_and_activation_are_bit_equal(dtype, activation, rng):
+    z, b = _arrays(rng, dtype, (50, 7), (7,))
+    z[0, 0] = np.nan  # a diverged value stays NaN
+    expected, _ = NUMPY.activate(activation, z.copy(), b)
+    got, _ = NUMBA.activate(activation, z.copy(), b)
+    assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_derivative_with_dropout_mask_is_bit_equal(dtype, activation, dropout, rng):
+    a, delta = _arrays(rng, dtype, (50, 7), (50, 7))
+    a[a < 0] = 0  # a relu layer's output
+    mask = None
+    if dropout:
+        mask = ((rng.uniform(size=(50, 7)) > 0.3) / 0.7).astype(dtype)
+    expected = NUMPY.activation_backward(activation, a, delta.copy(), mask)
+    got = NUMBA.activation_backward(activation, a, delta.copy(), mask)
+    assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["adam", "sgd", "nesterov"])
+def test_optimizer_updates_are_bit_equal(dtype, solver, rng):
+    size, n_weights = 1000, 600
+    params, grad = _arrays(rng, dtype, (size,), (size,))
+    moments = [np.abs(m) for m in _arrays(rng, dtype, (size,), (size,))]
+    results = []
+    for engine in (NUMPY, NUMBA):
+        p, g, m = params.copy(), grad.copy(), [x.copy() for x in moments]
+        if solver == "adam":
+            engine.adam_update(
+                p, g, m[0], m[1], 0.01, 0.9, 0.999, 1e-8, n_weights, 0.05
+            )
+        else:
+            nesterov = solver == "nesterov"
+            engine.sgd_update(p, g, m[0], 0.01, 0.9, nesterov, n_weights, 0.05)
+        results.append((p, m))
+    (p_np, m_np), (p_nb, m_nb) = results
+    assert p_nb.dtype == dtype
+    assert_array_equal(p_nb, p_np)
+    for expected, got in zip(m_np, m_nb, strict=True):
+        assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["softmax", "logistic"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_output_loss_and_delta_agree_to_a_few_ulps(dtype, output, weighted, rng):
+    n, k = 64, 5
+    z, b = _arrays(rng, dtype, (n, k), (k,))
+    z[0] = [-60, -1, 0, 1, 60]  # clipped probabilities
+    if output == "softmax":
+        Y = np.eye(k, dtype=bool)[rng.randint(k, size=n)]
+    else:
+        Y = rng.uniform(size=(n, k)) > 0.5
+    w = rng.uniform(size=n).astype(dtype) if weighted else None
+    w = None if w is None else w / w.sum()
+    spec = OUTPUTS[output]
+    P = NUMPY.output_activate(spec, z.copy(), b)
+    P_nb = NUMBA.output_activate(spec, z.copy(), b)
+    assert_allclose(P_nb, P, rtol=CLOSE[dtype], atol=0)
+    loss, delta = NUMPY.output_loss_and_delta(spec, Y, P.copy(), w)
+    loss_nb, delta_nb = NUMBA.output_loss_and_delta(spec, Y, P.copy(), w)
+    assert loss_nb == pytest.approx(loss, rel=CLOSE[dtype])
+    assert_array_equal(delta_nb, delta)  # the same P gives the same P - Y
+
+
+def test_a_fit_uses_the_compiled_engine_and_matches_numpy(monkeypatch):
+    X, y = load_digits(return_X_y=True)
+    X = X[:500] / 16
+    monkeypatch.setenv("SKMLP_ENGINE", "numba")
+    numpy_engine(np.float64)  # compiled (or loaded) before counting
+    calls = []
+    original = NumbaOps.adam_update
+
+    def counting(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(NumbaOps, "adam_update", counting)
+    fits = {}
+    for engine in ("numba", "numpy"):
+        monkeypatch.setenv("SKMLP_ENGINE", engine)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[engine] = BackpropClassifier((32,), max_iter=15, random_state=0).fit(
+                X, y[:500]
+            )
+    assert len(calls) == 15 * 3  # 3 minibatches of at most 200 rows per epoch
+    # Bit-equal steps but for the loss's sums and softmax's exp: the same fit.
+    assert_allclose(fits["numba"].loss_curve_, fits["numpy"].loss_curve_, rtol=1e-12)
+    for W, W_ref in zip(fits["numba"].coefs_, fits["numpy"].coefs_, strict=True):
+        assert_allclose(W, W_ref, rtol=1e-10, atol=1e-13)
+
+
+def test_skmlp_engine_chooses(monkeypatch):
+    monkeypatch.setenv("SKMLP_ENGINE", "numpy")
+    assert numpy_engine(np.float64) is NUMPY
+    monkeypatch.setenv("SKMLP_ENGINE", "numba")
+    assert isinstance(numpy_engine(np.float64), NumbaOps)
+    monkeypatch.setenv("SKMLP_ENGINE", "fast please")
+    with pytest.raises(ValueError, match="SKMLP_ENGINE='fast please'.*'numpy'"):
+        numpy_engine(np.float64)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_broken_numba_falls_back_to_numpy_with_one_warning(monkeypatch):
+    def broken(self, dtype):
+        raise RuntimeError("LLVM ERROR: this CPU lacks an instruction")
+
+    monkeypatch.setattr(NumbaOps, "compile", broken)
+    monkeypatch.setattr(ops_module, "_NUMPY_ENGINES", {})
+    monkeypatch.delenv("SKMLP_ENGINE", raising=False)
+    with pytest.warns(CompiledEngineWarning, match="LLVM ERROR.*numpy engine"):
+        assert numpy_engine(np.float64) is NUMPY
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompiledEngineWarning)  # no second one
+        assert numpy_engine(np.float64) is NUMPY
+        X, y = load_digits(return_X_y=True)
+        BackpropClassifier((4,), max_iter=300, random_state=0).fit(X[:50] / 16, y[:50])
+    monkeypatch.setenv("SKMLP_ENGINE", "numba")  # required: the error itself
+    with pytest.raises(RuntimeError, match="LLVM ERROR"):
+        numpy_engine(np.float64)
+
+
+def test_without_numba_numpy_is_used_and_numba_required_says_how(monkeypatch):
+    real_find_spec = ops_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        ops_module.importlib.util,
+        "find_spec",
+        lambda name: None if name == "numba" else real_find_spec(name),
+    )
+    monkeypatch.setattr(ops_module, "_NUMPY_ENGINES", {})
+    monkeypatch.delenv("SKMLP_ENGINE", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an optional extra: silence
+        assert numpy_engine(np.float32) is NUMPY
+    monkeypatch.setenv("SKMLP_ENGINE", "numba")
+    with pytest.raises(ImportError, match=r"skmlp\[fast\]"):
+        numpy_engine(np.float32)
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch):
+    """numba raises at decoration when no cache location is writable (a
+    read-only install, no home): the kernel is then compiled per process."""
+    import skmlp._numba as compiled
+
+    real_njit = compiled.numba.njit
+
+    def njit(**options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real_njit(**options)
+
+    monkeypatch.setattr(compiled.numba, "njit", njit)
+    kernel = compiled._kernel(lambda x: x + 1)
+    assert kernel(1.5) == 2.5
