@@ -6,6 +6,9 @@ n_iter_no_change, so nothing stops early). After a warm-up, the libraries run
 interleaved (A B C A B C ...) over the repeats, so drift on a shared machine
 hits them alike. Ratios are medians of per-repeat ratios.
 
+Rows: ``skmlp`` is the compiled engine (numba's fused kernels, when numba is
+installed) and ``skmlp-np`` the pure numpy engine (``SKMLP_ENGINE=numpy``).
+
 Columns:
 - s/epoch: median seconds per training epoch;
 - ratio: median of (reference time / skmlp time) per repeat (> 1: skmlp faster);
@@ -23,7 +26,9 @@ Usage: python benchmarks/bench_fit.py [--workloads wide medium small predict]
 """
 
 import argparse
+import importlib.util
 import json
+import os
 import platform
 import statistics
 import sys
@@ -156,10 +161,39 @@ def traced_peak_mib(fit):
     return peak / 2**20
 
 
+def with_engine(engine, fit):
+    """Run fit with SKMLP_ENGINE set to engine ('numba' or 'numpy')."""
+    saved = os.environ.get("SKMLP_ENGINE")
+    os.environ["SKMLP_ENGINE"] = engine
+    try:
+        return fit()
+    finally:
+        if saved is None:
+            del os.environ["SKMLP_ENGINE"]
+        else:
+            os.environ["SKMLP_ENGINE"] = saved
+
+
+def skmlp_runners(w, epochs, X, y):
+    """skmlp with each engine it can use here: numba's fused kernels (when
+    installed) under the name 'skmlp', the pure numpy engine as 'skmlp-np'."""
+
+    def fit():
+        return fit_sklearn_like(BackpropClassifier, w, epochs, X, y)
+
+    runners = {}
+    if importlib.util.find_spec("numba") is not None:
+        runners["skmlp"] = lambda: with_engine("numba", fit)
+        runners["skmlp-np"] = lambda: with_engine("numpy", fit)
+    else:
+        runners["skmlp"] = lambda: with_engine("numpy", fit)
+    return runners
+
+
 def run_fit_workload(w, repeats, epochs):
     X, y, X_test, y_test = teacher_data(w)
     runners = {
-        "skmlp": lambda: fit_sklearn_like(BackpropClassifier, w, epochs, X, y),
+        **skmlp_runners(w, epochs, X, y),
         "sklearn": lambda: fit_sklearn_like(MLPClassifier, w, epochs, X, y),
     }
     if torch is not None:

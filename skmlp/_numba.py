@@ -40,41 +40,62 @@ from ._ops import NumpyOps
 def _kernel(function):
     """numba.njit(nogil=True), with an on-disk cache where one can be written
     (next to this file, or numba's user-wide cache), and without otherwise."""
+    # error_model="numpy": a float division by zero gives inf or NaN, as in
+    # numpy, instead of a check per element that keeps loops from vectorizing.
+    options = dict(nogil=True, error_model="numpy")
     try:
-        return numba.njit(nogil=True, cache=True)(function)
+        return numba.njit(cache=True, **options)(function)
     except RuntimeError:  # no writable cache location: compile each process
-        return numba.njit(nogil=True)(function)
+        return numba.njit(**options)(function)
 
 
 # ---- optimizers --------------------------------------------------------------
 
 
 @_kernel
-def _adam(p, g, m_sum, v, c, b1, b2, one_minus_b2, eps, n_weights, l2):
+def _adam_loop(p, g, m_sum, v, c, b1, b2, one_minus_b2, eps, l2):
     for i in range(p.shape[0]):
-        gi = g[i]
-        if i < n_weights:
-            gi = gi + p[i] * l2  # the L2 penalty's gradient
+        gi = g[i] + p[i] * l2  # with the L2 penalty's gradient (l2 = 0: none)
         m = m_sum[i] * b1 + gi  # m_sum = b1 m_sum + g
         m_sum[i] = m
         vi = v[i] * b2 + (gi * gi) * one_minus_b2  # v = b2 v + (1 - b2) g^2
         v[i] = vi
-        p[i] = p[i] - (m / (math.sqrt(vi) + eps)) * c  # p -= c m_sum / (...)
+        p[i] = p[i] - (m / (np.sqrt(vi) + eps)) * c  # p -= c m_sum / (...)
 
 
 @_kernel
-def _sgd(p, g, velocity, lr, mu, nesterov, n_weights, l2):
+def _adam(p, g, m_sum, v, c, b1, b2, one_minus_b2, eps, n_weights, l2):
+    """Adam over the weights (with the penalty) and the biases (without),
+    each a loop from 0 over views, which vectorizes."""
+    w, rest = slice(0, n_weights), slice(n_weights, p.shape[0])
+    _adam_loop(p[w], g[w], m_sum[w], v[w], c, b1, b2, one_minus_b2, eps, l2)
+    zero = p.dtype.type(0)
+    _adam_loop(
+        p[rest], g[rest], m_sum[rest], v[rest], c, b1, b2, one_minus_b2, eps, zero
+    )
+
+
+@_kernel
+def _penalty(g, p, l2):
     for i in range(p.shape[0]):
-        gi = g[i]
-        if i < n_weights:
-            gi = gi + p[i] * l2
-        step = gi * lr
-        vi = velocity[i] * mu - step  # v = mu v - lr g
+        g[i] = g[i] + p[i] * l2
+
+
+@_kernel
+def _sgd(p, g, velocity, lr, mu):
+    for i in range(p.shape[0]):
+        vi = velocity[i] * mu - g[i] * lr  # v = mu v - lr g
         velocity[i] = vi
-        if nesterov:
-            p[i] = (p[i] - step) + vi * mu  # p += mu v - lr g
-        else:
-            p[i] = p[i] + vi
+        p[i] = p[i] + vi
+
+
+@_kernel
+def _sgd_nesterov(p, g, velocity, lr, mu):
+    for i in range(p.shape[0]):
+        step = g[i] * lr
+        vi = velocity[i] * mu - step
+        velocity[i] = vi
+        p[i] = (p[i] - step) + vi * mu  # p += mu v - lr g
 
 
 # ---- hidden layers -----------------------------------------------------------
@@ -114,6 +135,27 @@ def _mask(delta, mask):
     for r in range(delta.shape[0]):
         for j in range(delta.shape[1]):
             delta[r, j] = delta[r, j] * mask[r, j]
+
+
+@_kernel
+def _column_sums(delta, out):
+    """out[j] = sum over rows of delta[:, j], row by row (sequential)."""
+    for j in range(out.shape[0]):
+        out[j] = delta[0, j]
+    for r in range(1, delta.shape[0]):
+        for j in range(out.shape[0]):
+            out[j] += delta[r, j]
+
+
+@_kernel
+def _gather(array, rows, out):
+    """out[:len(rows)] = array[rows]; returns that view."""
+    n = rows.shape[0]
+    for r in range(n):
+        source = rows[r]
+        for j in range(array.shape[1]):
+            out[r, j] = array[source, j]
+    return out[:n]
 
 
 # ---- output layers -------------------------------------------------------------
@@ -203,10 +245,13 @@ class NumbaOps(NumpyOps):
 
     def sgd_update(self, params, grad, velocity, lr, mu, nesterov, n_weights, l2):
         t = params.dtype.type
-        _sgd(params, grad, velocity, t(lr), t(mu), nesterov, n_weights, t(l2))
+        if l2:
+            _penalty(grad[:n_weights], params[:n_weights], t(l2))
+        (_sgd_nesterov if nesterov else _sgd)(params, grad, velocity, t(lr), t(mu))
 
     def adam_update(self, params, grad, m_sum, v, c, b1, b2, eps, n_weights, l2):
         t = params.dtype.type
+        n_weights = n_weights if l2 else 0  # the penalty's part: the weights
         _adam(
             params,
             grad,
@@ -220,6 +265,15 @@ class NumbaOps(NumpyOps):
             n_weights,
             t(l2),
         )
+
+    def bias_gradient(self, delta, ones, out):
+        """(3) out = the column sums of delta."""
+        _column_sums(delta, out)
+
+    def take_rows(self, array, rows, out=None):
+        if out is None or not isinstance(array, np.ndarray) or array.ndim != 2:
+            return super().take_rows(array, rows, out)
+        return _gather(array, rows, out)
 
     def compile(self, dtype):
         """Compile (or load from the cache) every kernel for dtype, on tiny
@@ -235,6 +289,9 @@ class NumbaOps(NumpyOps):
             P = self.output_activate(OUTPUTS["softmax"], z.copy(), b)
             self.output_loss_and_delta(output, Y, P, None)
             self.output_loss_and_delta(output, Y, P, np.ones(2, dtype))
+        self.bias_gradient(z, None, b)
+        self.take_rows(z, np.arange(2), np.empty_like(z))
+        self.take_rows(Y, np.arange(2), np.empty_like(Y))
         p = np.ones(4, dtype)
         self.sgd_update(p, p.copy(), p.copy(), 0.1, 0.9, True, 2, 0.1)
         self.adam_update(p, p.copy(), p.copy(), p.copy(), 0.1, 0.9, 0.99, 1e-8, 2, 0.1)
