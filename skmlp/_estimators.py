@@ -797,8 +797,14 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         return out
 
     def _forward_rows(self, X):
+        ops = numpy_engine(X.dtype)  # the compiled engine's fused kernels
         return forward(
-            X, self.coefs_, self.intercepts_, self.activation, self._output_layer()
+            X,
+            self.coefs_,
+            self.intercepts_,
+            self.activation,
+            self._output_layer(),
+            ops=ops,
         )
 
     def _forward_elsewhere(self, X, ops, check_input):
