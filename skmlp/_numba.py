@@ -8,8 +8,9 @@ make one pass each:
 
 - the bias add fused with relu or identity (forward, after equation z = aW);
 - relu's derivative fused with the dropout mask (equation (1));
-- softmax or the logistic function fused with the cross-entropy loss, the
-  output delta and the bias gradient (3) of the output layer;
+- the bias add fused with softmax or the logistic function (output layer),
+  and the cross-entropy loss fused with the output delta;
+- the column sums of equation (3), and the gather of a minibatch's rows;
 - the SGD (momentum, Nesterov) and Adam updates fused with the L2 penalty.
 
 Each kernel computes what the numpy implementation computes, in the same
@@ -22,10 +23,14 @@ The kernels are ``nogil`` and single-threaded: numba's ``parallel=True``
 (OpenMP) fights OpenBLAS's spinning threads (the next matrix product becomes
 2-40 times slower). Scalars are passed in the arrays' dtype, so a float32
 kernel stays float32. ``fastmath`` is off: it would break bit-equality.
+``error_model="numpy"`` lets the loops vectorize (numba's default checks
+every float division for zero, one element at a time): Adam then takes
+0.9 ms instead of 4.2 on the wide network's 1.9 million float32 parameters.
 
-This module imports numba; ``_ops.get_ops`` imports it only when a fit asks
-for the compiled engine, compiles each kernel at its first call, and falls
-back to numpy (with one warning) if numba is missing or fails.
+This module imports numba; ``_ops.numpy_engine`` imports it only when a fit
+first asks for the compiled engine, compiles the kernels for the fit's dtype
+then (or loads them from numba's cache), and falls back to numpy (with one
+warning) if that fails.
 """
 
 import math
@@ -181,6 +186,20 @@ def _bias_softmax(z, b):
 
 
 @_kernel
+def _bias_sigmoid(z, b):
+    """z = 1 / (1 + exp(-(z + b))), from exp(-|x|) <= 1 (no overflow)."""
+    one = z.dtype.type(1)
+    for r in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            x = z[r, j] + b[j]
+            if x >= 0:
+                z[r, j] = one / (one + math.exp(-x))
+            else:
+                e = math.exp(x)
+                z[r, j] = e / (one + e)
+
+
+@_kernel
 def _cross_entropy_and_delta(P, Y, w, has_w, eps, binary):
     """The loss (softmax: -sum y log p; logistic, per output: -log p where y,
     -log(1 - p) where not; p clipped to [eps, 1 - eps]) weighted by w (the
@@ -231,6 +250,9 @@ class NumbaOps(NumpyOps):
     def output_activate(self, output, z, b):
         if output is OUTPUTS["softmax"]:
             _bias_softmax(z, b)
+            return z
+        if output is OUTPUTS["logistic"]:
+            _bias_sigmoid(z, b)
             return z
         return super().output_activate(output, z, b)
 
@@ -286,7 +308,7 @@ class NumbaOps(NumpyOps):
         self.activation_backward("identity", z, z.copy(), z.copy())
         Y = np.eye(3, dtype=bool)[:2]
         for output in (OUTPUTS["softmax"], OUTPUTS["logistic"]):
-            P = self.output_activate(OUTPUTS["softmax"], z.copy(), b)
+            P = self.output_activate(output, z.copy(), b)
             self.output_loss_and_delta(output, Y, P, None)
             self.output_loss_and_delta(output, Y, P, np.ones(2, dtype))
         self.bias_gradient(z, None, b)

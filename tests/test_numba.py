@@ -104,6 +104,23 @@ def test_output_loss_and_delta_agree_to_a_few_ulps(dtype, output, weighted, rng)
     assert_array_equal(delta_nb, delta)  # the same P gives the same P - Y
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_minibatch_gather_is_exact_and_column_sums_agree(dtype, rng):
+    X = rng.normal(size=(100, 6)).astype(dtype)
+    Y = rng.uniform(size=(100, 3)) > 0.5
+    rows = rng.permutation(100)[:30]
+    for array in (X, Y):
+        buffer = np.empty((40, array.shape[1]), array.dtype)
+        got = NUMBA.take_rows(array, rows, buffer)
+        assert got.shape == (30, array.shape[1])
+        assert_array_equal(got, array[rows])
+    delta = X[:50]
+    out_np, out_nb = np.empty(6, dtype), np.empty(6, dtype)
+    NUMPY.bias_gradient(delta, np.ones(50, dtype), out_np)
+    NUMBA.bias_gradient(delta, None, out_nb)
+    assert_allclose(out_nb, out_np, rtol=CLOSE[dtype] * 10, atol=CLOSE[dtype])
+
+
 def test_a_fit_uses_the_compiled_engine_and_matches_numpy(monkeypatch):
     X, y = load_digits(return_X_y=True)
     X = X[:500] / 16
