@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import BackpropClassifier, LossCurveDisplay, __version__
+from ._ops import NUMPY, numpy_engine
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -108,6 +109,16 @@ def digits(random_state=0):
     return rows
 
 
+def _load_engine():
+    """Load the training engine before anything is timed; say which it is."""
+    start = time.perf_counter()
+    engine = numpy_engine(np.float64)
+    if engine is NUMPY:
+        return "engine: numpy (pip install 'skmlp[fast]' for the compiled one)"
+    seconds = time.perf_counter() - start
+    return f"engine: compiled (numba), ready in {seconds:.1f} s (then cached)"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m skmlp",
@@ -122,7 +133,8 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    print(f"skmlp {__version__}: multilayer perceptrons by hand-written backprop\n")
+    print(f"skmlp {__version__}: multilayer perceptrons by hand-written backprop")
+    print(f"   {_load_engine()}\n")
     circles = two_circles(args.random_state)
     clf = circles["estimator"]
     print("1. Two circles (the tutorial's problem): 1000 points, hidden (4, 3), relu")
