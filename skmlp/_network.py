@@ -282,8 +282,6 @@ class MLP:
             outputs, deltas, ones = None, None, None
         else:
             outputs, deltas, ones = workspace.rows(n)
-        if ones is None and ops.is_numpy:
-            ones = np.ones(n, self.params.dtype)
         activations, derivative_inputs = self.forward(
             X, keep_activations=True, out=outputs, masks=masks
         )

@@ -192,7 +192,10 @@ class NumpyOps:
             out[...] = a.T @ delta
 
     def bias_gradient(self, delta, ones, out):
-        """(3) out = 1^T delta, as a matrix-vector product."""
+        """(3) out = 1^T delta, as a matrix-vector product (``ones``: a
+        workspace's column of ones, or None to make one)."""
+        if ones is None:
+            ones = np.ones(delta.shape[0], delta.dtype)
         self.matmul(ones, delta, out=out)
 
     def sum_of_squares(self, x):

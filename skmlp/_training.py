@@ -160,8 +160,9 @@ class Minibatches:
                 X, Y = self.X[rows], self.Y[rows]
                 sw = None if self.sample_weight is None else self.sample_weight[rows]
             weight = stop - start
-            if sw is not None:
-                weight = float(np.add.reduce(self.host_weight[rows]))
+            if sw is not None:  # on the host: a device need not be waited for
+                on_host = sw if ops.is_numpy else self.host_weight[rows]
+                weight = float(np.add.reduce(on_host))
             yield X, Y, sw, weight, self.dropout_masks(stop - start)
 
 
