@@ -286,16 +286,10 @@ class ArrayAPIOps:
     # ---- arrays --------------------------------------------------------------
 
     def asarray(self, array, dtype=None):
-        """A host (numpy) array, or one of this namespace, on this device."""
-        if isinstance(array, np.ndarray):
-            if dtype is not None:
-                array = array.astype(dtype, copy=False)
-            # Through the standard's buffer protocol: torch and CuPy take numpy.
-            result = self.xp.asarray(array, device=self.device)
-            return result
-        if dtype is not None and array.dtype != dtype:
-            array = self.xp.astype(array, dtype)
-        return self.xp.asarray(array, device=self.device)
+        """A host (numpy) array, converted to ``dtype`` (a numpy dtype) there
+        first, as an array of this namespace on this device."""
+        array = np.asarray(array, dtype=dtype)
+        return self.xp.asarray(array, device=self.device)  # torch, CuPy take numpy
 
     def to_numpy(self, array):
         from sklearn.utils._array_api import _convert_to_numpy
