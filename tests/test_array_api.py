@@ -4,11 +4,14 @@ under scikit-learn's array_api_dispatch.
 The reference for every fit on torch is the same fit on numpy: the random
 draws (initial weights, shuffles, dropout masks, the validation split) are
 made on the host generator either way, so the two follow the same trajectory
-and differ only by the rounding of their matrix products. The CUDA and MPS
-variants of these tests run wherever such a device is present
-(``benchmarks/bench_gpu.py`` and the device notes in the README).
+and differ only by the rounding of their matrix products.
+
+The torch tensors live on ``SKMLP_TEST_DEVICE`` (default ``cpu``): on a machine
+with a GPU, ``SKMLP_TEST_DEVICE=cuda pytest tests/test_array_api.py`` runs the
+same tests on it (and they skip, as absent, where that device is not).
 """
 
+import os
 import pickle
 import warnings
 
@@ -50,8 +53,18 @@ def _dispatch():
     return sklearn.config_context(array_api_dispatch=True)
 
 
+DEVICE = os.environ.get("SKMLP_TEST_DEVICE", "cpu")
+if DEVICE.startswith("cuda") and not torch.cuda.is_available():
+    pytest.skip(f"SKMLP_TEST_DEVICE={DEVICE}: no such device", allow_module_level=True)
+
+
 def _t(array):
-    return None if array is None else torch.asarray(np.asarray(array))
+    """A numpy array as a torch tensor on the test device."""
+    return None if array is None else torch.asarray(np.asarray(array), device=DEVICE)
+
+
+def _np(tensor):
+    return tensor.cpu().numpy()
 
 
 def _fit_both(make, X, y, **fit_params):
@@ -67,7 +80,7 @@ def _proba(est, X):
         out = est.predict_proba(_t(X)) if hasattr(est, "predict_proba") else None
         out = est.predict(_t(X)) if out is None else out
     assert isinstance(out, torch.Tensor)
-    return out.numpy()
+    return _np(out)
 
 
 CLASSIFIER_CASES = {
@@ -106,7 +119,8 @@ def test_a_torch_fit_follows_the_numpy_fit(case):
             ours_t.validation_scores_, ours_np.validation_scores_, rtol=1e-7
         )
     for W in ours_t.coefs_ + ours_t.intercepts_:
-        assert isinstance(W, torch.Tensor) and W.device.type == "cpu"
+        assert isinstance(W, torch.Tensor)
+        assert W.device.type == torch.device(DEVICE).type
     for value in ours_t._optimizer_state.values() if ours_t._optimizer_state else ():
         assert isinstance(value, (int, float, torch.Tensor))
 
@@ -221,9 +235,9 @@ def test_a_device_model_pickles_and_moves_to_numpy():
     with _dispatch():
         est = BackpropClassifier((8,), max_iter=10, random_state=0)
         est.fit(_t(X_iris), _t(y_iris))
-        expected = est.predict_proba(_t(X_iris)).numpy()
+        expected = _np(est.predict_proba(_t(X_iris)))
         loaded = pickle.loads(pickle.dumps(est))
-        assert_array_equal(loaded.predict_proba(_t(X_iris)).numpy(), expected)
+        assert_array_equal(_np(loaded.predict_proba(_t(X_iris))), expected)
     array_api = pytest.importorskip("sklearn.utils._array_api")
     if not hasattr(array_api, "move_estimator_to"):
         pytest.skip("move_estimator_to is new in scikit-learn 1.9")
@@ -267,7 +281,7 @@ def test_divergence_on_the_device_keeps_what_numpy_keeps():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ours_np, ours_t = _fit_both(make, X_iris, y_iris)
     for W, expected in zip(ours_t.coefs_, ours_np.coefs_, strict=True):
-        assert_allclose(W.numpy(), expected, rtol=1e-12)
+        assert_allclose(_np(W), expected, rtol=1e-12)
     assert ours_t.loss_ == pytest.approx(ours_np.loss_, rel=1e-9)
 
 
@@ -292,7 +306,7 @@ def test_callbacks_see_every_epoch_on_the_device():
     est = BackpropClassifier((8,), max_iter=6, random_state=0).set_callbacks(monitor)
     with _dispatch():
         est.fit(_t(X_iris), _t(y_iris))
-        final = float(np.mean(est.predict(_t(X_iris)).numpy() == y_iris))
+        final = float(np.mean(_np(est.predict(_t(X_iris))) == y_iris))
     epochs = [row for row in monitor.get_logs().data if row["task_name"] == "epoch"]
     assert len(epochs) == est.n_iter_ == 6
     assert epochs[-1]["accuracy"] == pytest.approx(final, rel=1e-6)
