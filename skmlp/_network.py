@@ -213,10 +213,7 @@ class MLP:
             return None, n_samples
         if total is None:
             total = float(self.ops.xp.sum(sample_weight))
-        w = sample_weight / total
-        if self.ops.is_numpy:
-            w = w.astype(self.params.dtype, copy=False)
-        return w, total
+        return self.ops.astype_like(sample_weight / total, self.params), total
 
     def _penalty(self, alpha, weight_sum):
         """L2 term alpha / (2 sum s) * sum_k ||W_k||^2 (weights are params[:n_w])."""

@@ -128,6 +128,10 @@ class NumpyOps:
     def copy(self, array):
         return array.copy()
 
+    def astype_like(self, array, like):
+        """array in like's dtype (itself when it already is)."""
+        return array.astype(like.dtype, copy=False)
+
     def zeros_like(self, array):
         return np.zeros_like(array)
 
@@ -303,6 +307,9 @@ class ArrayAPIOps:
 
     def copy(self, array):
         return self.xp.asarray(array, copy=True)
+
+    def astype_like(self, array, like):
+        return self.xp.astype(array, like.dtype, copy=False)
 
     def zeros_like(self, array):
         return self.xp.zeros_like(array)
