@@ -226,8 +226,6 @@ class NumbaOps(NumpyOps):
     """numpy's engine with fused compiled kernels for the elementwise work
     (float32 and float64 dense arrays; anything else takes numpy's way)."""
 
-    name = "numba"
-
     def activate(self, activation, z, b, keep_input=False):
         if activation == "relu" and not keep_input:
             _bias_relu(z, b)
