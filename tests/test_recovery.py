@@ -219,6 +219,39 @@ def test_a_refit_on_overflowing_input_changes_nothing(solver):
     assert_array_equal(est.predict(X_iris), predictions)
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("continued", ["partial_fit", "warm_start"])
+def test_a_continued_fit_that_fails_mid_training_changes_nothing(solver, continued):
+    """A continued call trains on a copy of the fitted weights, optimizer
+    state and curves. Here it takes two steps on normal rows, then its third
+    minibatch overflows: the loss is not finite, and even the weights it
+    started from overflow on this data, so the call is refused. The committed
+    model, optimizer state and curves included, is as before."""
+    est = _quiet_fit(
+        BackpropRegressor(
+            hidden_layer_sizes=(8,),
+            solver=solver,
+            max_iter=5,
+            batch_size=50,
+            shuffle=False,
+            warm_start=continued == "warm_start",
+            random_state=0,
+        ),
+        X_iris,
+        y_iris,
+    )
+    before, predictions = _state(est), est.predict(X_iris)
+    late_overflow = X_iris.copy()
+    late_overflow[100:] = 1e200  # the third minibatch of 50
+    with pytest.raises(ValueError, match="overflow"):
+        if continued == "partial_fit":
+            est.partial_fit(late_overflow, y_iris)
+        else:
+            est.fit(late_overflow, y_iris)
+    assert _state(est) == before
+    assert_array_equal(est.predict(X_iris), predictions)
+
+
 def test_a_refit_refused_by_the_validation_split_changes_nothing():
     """The issue's B1: a 2-class subset with a 1% validation split."""
     est = _fitted("adam")
