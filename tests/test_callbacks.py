@@ -65,7 +65,9 @@ def test_progress_bar_runs_for_each_solver_and_in_a_pipeline(solver, capsys):
     pytest.importorskip("rich")
     clf = BackpropClassifier((8,), solver=solver, max_iter=5, random_state=0)
     clf.set_callbacks(callback.ProgressBar()).fit(X, y)
-    pipe = make_pipeline(StandardScaler(), BackpropClassifier((8,), max_iter=5))
+    pipe = make_pipeline(
+        StandardScaler(), BackpropClassifier((8,), max_iter=5, random_state=0)
+    )
     pipe.set_callbacks(callback.ProgressBar()).fit(X, y)
     assert "BackpropClassifier - fit" in capsys.readouterr().out
 
@@ -73,7 +75,9 @@ def test_progress_bar_runs_for_each_solver_and_in_a_pipeline(solver, capsys):
 def test_progress_bar_propagates_into_grid_search(capsys):
     pytest.importorskip("rich")
     search = GridSearchCV(
-        BackpropClassifier(max_iter=5), {"hidden_layer_sizes": [(4,), (8,)]}, cv=2
+        BackpropClassifier(max_iter=5, random_state=0),
+        {"hidden_layer_sizes": [(4,), (8,)]},
+        cv=2,
     )
     search.set_callbacks(callback.ProgressBar()).fit(X, y)
     assert "BackpropClassifier - fit" in capsys.readouterr().out

@@ -107,4 +107,4 @@ def test_bad_class_weights_are_refused():
         _fit(class_weight={"setosa": 0.0, "versicolor": 0.0, "virginica": 0.0})
     Y = np.stack([y_iris == 0, y_iris == 1], axis=1).astype(int)
     with pytest.raises(ValueError, match="multilabel"):
-        BackpropClassifier(class_weight={0: 2.0}).fit(X_iris, Y)
+        BackpropClassifier(class_weight={0: 2.0}, random_state=0).fit(X_iris, Y)

@@ -59,11 +59,11 @@ def test_draws_on_the_given_axes_and_plots_lbfgs_iterations():
 
 def test_unfitted_estimator_is_refused():
     with pytest.raises(NotFittedError):
-        LossCurveDisplay.from_estimator(BackpropClassifier())
+        LossCurveDisplay.from_estimator(BackpropClassifier(random_state=0))
 
 
 def test_missing_matplotlib_gives_a_clear_error(monkeypatch):
-    clf = BackpropClassifier((4,), max_iter=3).fit(X, y)
+    clf = BackpropClassifier((4,), max_iter=3, random_state=0).fit(X, y)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import fails
     with pytest.raises(ImportError, match="skmlp\\[plot\\]"):
         LossCurveDisplay.from_estimator(clf)

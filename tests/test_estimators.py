@@ -174,7 +174,9 @@ def test_grid_search_in_parallel():
 
 
 def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
-    est = BackpropRegressor(loss="poisson", hidden_layer_sizes=(3, 2), alpha=0.5)
+    est = BackpropRegressor(
+        loss="poisson", hidden_layer_sizes=(3, 2), alpha=0.5, random_state=0
+    )
     X, y = _regression_data()
     est.fit(X, np.exp(y))
     copy = clone(est)
@@ -287,7 +289,12 @@ def test_probabilities_are_strictly_inside_zero_one_and_sum_to_one():
 
 def test_no_hidden_layer_is_logistic_regression():
     clf = BackpropClassifier(
-        hidden_layer_sizes=(), solver="lbfgs", alpha=0, tol=1e-10, max_iter=2000
+        hidden_layer_sizes=(),
+        solver="lbfgs",
+        alpha=0,
+        tol=1e-10,
+        max_iter=2000,
+        random_state=0,
     ).fit(X_iris[:100], y_iris[:100])
     assert clf.n_layers_ == 2 and clf.score(X_iris[:100], y_iris[:100]) == 1.0
 
@@ -305,6 +312,7 @@ def test_invscaling_rate_after_warm_start_counts_all_samples_seen():
         learning_rate="invscaling",
         power_t=0.25,
         warm_start=True,
+        random_state=0,
     )
     clf.fit(X, y)
     clf.fit(X, y)
@@ -315,7 +323,7 @@ def test_invscaling_rate_after_warm_start_counts_all_samples_seen():
 def test_adaptive_rate_falls_below_1e_minus_6_before_stopping():
     """Replaces scikit-learn's test_adaptive_learning_rate (private _optimizer)."""
     clf = BackpropClassifier(
-        tol=0.5, max_iter=3000, solver="sgd", learning_rate="adaptive"
+        tol=0.5, max_iter=3000, solver="sgd", learning_rate="adaptive", random_state=0
     )
     clf.fit([[3, 2], [1, 6]], [1, 0])
     assert clf.n_iter_ < 3000 and clf._optimizer_state["learning_rate"] < 1e-6
@@ -375,7 +383,12 @@ def test_partial_fit_is_not_offered_by_lbfgs():
 
 def test_verbose_prints_one_readable_line_per_epoch(capsys):
     BackpropClassifier(
-        (3,), max_iter=3, verbose=True, early_stopping=True, n_iter_no_change=50
+        (3,),
+        max_iter=3,
+        verbose=True,
+        early_stopping=True,
+        n_iter_no_change=50,
+        random_state=0,
     ).fit(X_iris, y_iris)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
@@ -404,21 +417,23 @@ def test_bad_X_is_a_clear_value_error(Estimator, X, match):
 
 
 def test_wrong_number_of_features_at_predict():
-    clf = BackpropClassifier(max_iter=5).fit(X_iris, y_iris)
+    clf = BackpropClassifier(max_iter=5, random_state=0).fit(X_iris, y_iris)
     with pytest.raises(ValueError, match="4 features"):
         clf.predict(X_iris[:, :3])
 
 
 def test_predict_before_fit_is_not_fitted_error():
     with pytest.raises(NotFittedError):
-        BackpropClassifier().predict(X_iris)
+        BackpropClassifier(random_state=0).predict(X_iris)
 
 
 def test_single_class_is_refused():
     with pytest.raises(ValueError, match="one class"):
-        BackpropClassifier().fit(X_iris[:10], np.zeros(10))
+        BackpropClassifier(random_state=0).fit(X_iris[:10], np.zeros(10))
     with pytest.raises(ValueError, match="at least 2 classes"):
-        BackpropClassifier().partial_fit(X_iris[:10], np.zeros(10), classes=[0])
+        BackpropClassifier(random_state=0).partial_fit(
+            X_iris[:10], np.zeros(10), classes=[0]
+        )
 
 
 @pytest.mark.parametrize(
@@ -432,7 +447,9 @@ def test_single_class_is_refused():
 )
 def test_bad_sample_weight(sample_weight, match):
     with pytest.raises(ValueError, match=match):
-        BackpropClassifier().fit(X_iris, y_iris, sample_weight=sample_weight)
+        BackpropClassifier(random_state=0).fit(
+            X_iris, y_iris, sample_weight=sample_weight
+        )
 
 
 @pytest.mark.parametrize(
@@ -454,11 +471,13 @@ def test_invalid_parameters_are_named(params, match):
 
 def test_poisson_refuses_negative_targets():
     with pytest.raises(ValueError, match="non-negative"):
-        BackpropRegressor(loss="poisson").fit(X_iris, X_iris[:, 0] - 6)
+        BackpropRegressor(loss="poisson", random_state=0).fit(X_iris, X_iris[:, 0] - 6)
 
 
 def test_changing_architecture_under_warm_start_is_explained():
-    clf = BackpropClassifier((5,), warm_start=True, max_iter=3).fit(X_iris, y_iris)
+    clf = BackpropClassifier((5,), warm_start=True, max_iter=3, random_state=0).fit(
+        X_iris, y_iris
+    )
     clf.set_params(hidden_layer_sizes=(6,))
     with pytest.raises(ValueError, match="warm_start=False"):
         clf.fit(X_iris, y_iris)
@@ -467,7 +486,7 @@ def test_changing_architecture_under_warm_start_is_explained():
 def test_overflowing_input_is_a_value_error_not_a_warning():
     X = np.finfo(np.float64).max * np.random.RandomState(0).uniform(size=(10, 2))
     with pytest.raises(ValueError, match="scale the features"):
-        BackpropRegressor().fit(X, np.arange(10.0))
+        BackpropRegressor(random_state=0).fit(X, np.arange(10.0))
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
@@ -505,7 +524,7 @@ def test_minibatches_serve_the_rows_of_the_given_order(shuffle, rng):
     ids=["binary", "multiclass", "multilabel"],
 )
 def test_decoding_equals_labelbinarizer_inverse_transform(y, rng):
-    clf = BackpropClassifier((3,), max_iter=2).fit(X_iris, y)
+    clf = BackpropClassifier((3,), max_iter=2, random_state=0).fit(X_iris, y)
     outputs = rng.uniform(size=(40, clf.n_outputs_))
     outputs[:5] = 0.5  # ties and the threshold itself
     expected = clf._label_binarizer.inverse_transform(
@@ -535,14 +554,14 @@ def test_lean_and_general_prediction_paths_agree():
     ],
 )
 def test_lean_prediction_path_keeps_the_input_checks(X, error, match):
-    clf = BackpropClassifier((3,), max_iter=2).fit(X_iris, y_iris)
+    clf = BackpropClassifier((3,), max_iter=2, random_state=0).fit(X_iris, y_iris)
     for method in (clf.predict, clf.predict_proba, clf.predict_log_proba):
         with pytest.raises(error, match=match):
             method(X)
 
 
 def test_finite_values_whose_sum_overflows_are_still_accepted():
-    reg = BackpropRegressor(hidden_layer_sizes=(3,), max_iter=2)
+    reg = BackpropRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0)
     reg.fit(X_iris, y_iris.astype(float))
     reg.coefs_ = [np.zeros_like(W) for W in reg.coefs_]  # output = last intercept
     X = np.full((1, 4), 1e308)  # finite, but the lean check's sum overflows
@@ -591,7 +610,7 @@ def test_robust_losses_ignore_gross_outliers(loss):
 def test_target_encoding_equals_label_binarizer(y, classes):
     from sklearn.preprocessing import LabelBinarizer
 
-    clf = BackpropClassifier(hidden_layer_sizes=(3,), max_iter=1)
+    clf = BackpropClassifier(hidden_layer_sizes=(3,), max_iter=1, random_state=0)
     X = np.arange(len(y) * 2, dtype=float).reshape(len(y), 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

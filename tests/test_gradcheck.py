@@ -108,7 +108,7 @@ def test_check_gradients_needs_a_fitted_estimator_and_positive_epsilon(rng):
 
     X, y = rng.normal(size=(5, 2)), [0, 1, 0, 1, 1]
     with pytest.raises(NotFittedError):
-        check_gradients(BackpropClassifier(), X, y)
+        check_gradients(BackpropClassifier(random_state=0), X, y)
     est = _fitted(BackpropClassifier, X, y, "relu", 0.0, "binary")
     with pytest.raises(ValueError, match="epsilon"):
         check_gradients(est, X, y, epsilon=0)

@@ -13,8 +13,10 @@ from hypothesis.extra import numpy as hnp
 
 from skmlp import BackpropClassifier, BackpropRegressor
 
-# 60 examples per test in CI; HYPOTHESIS_PROFILE=thorough runs 1000.
-settings.register_profile("ci", max_examples=60)
+# 60 examples per test in CI, the same ones every run (a red CI must be
+# reproducible, and a new find belongs in a session, not a landing);
+# HYPOTHESIS_PROFILE=thorough explores 1000 fresh ones per test.
+settings.register_profile("ci", max_examples=60, derandomize=True)
 settings.register_profile("thorough", max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -184,6 +186,8 @@ def test_partial_fit_and_predict_on_hostile_batches(data):
 def test_the_strategies_reach_both_outcomes():
     """Guard against a property test that only ever sees refusals."""
     X, y = np.random.RandomState(0).normal(size=(8, 2)), np.array([0, 1] * 4)
-    assert _fit_or_refuse(lambda: BackpropClassifier((3,), max_iter=2).fit(X, y))
+    assert _fit_or_refuse(
+        lambda: BackpropClassifier((3,), max_iter=2, random_state=0).fit(X, y)
+    )
     with pytest.raises(ValueError):
-        BackpropClassifier().fit(np.full((2, 2), np.nan), [0, 1])
+        BackpropClassifier(random_state=0).fit(np.full((2, 2), np.nan), [0, 1])

@@ -155,7 +155,8 @@ def test_convert_sklearn_with_initial_types_and_a_whole_pipeline():
     np.testing.assert_array_equal(labels, pipe.predict(X_iris))
     np.testing.assert_allclose(proba, pipe.predict_proba(X_iris), atol=1e-5)
     reg = make_pipeline(
-        StandardScaler(), BackpropRegressor(hidden_layer_sizes=(8,), max_iter=40)
+        StandardScaler(),
+        BackpropRegressor(hidden_layer_sizes=(8,), max_iter=40, random_state=0),
     )
     reg.fit(X_iris, y_iris.astype(float))
     onx = convert_sklearn(reg, initial_types=[("input", DoubleTensorType([None, 4]))])
@@ -179,7 +180,7 @@ def test_an_unfitted_estimator_is_refused_by_name(Estimator):
 
 
 def test_an_unsupported_option_is_refused_by_name():
-    est = BackpropRegressor(hidden_layer_sizes=(4,), max_iter=5)
+    est = BackpropRegressor(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
     est.fit(X_scaled, y_iris.astype(float))
     with pytest.raises(Exception, match="zipmap"):
         to_onnx(est, X_scaled[:1].astype(np.float32), options={"zipmap": False})
@@ -227,7 +228,9 @@ def test_the_exact_gelu_graph_is_z_times_the_normal_cdf(dtype):
     from scipy.special import ndtr
 
     x = np.concatenate([np.linspace(-40, 40, 4001), [-1e4, -9.0, 1e-12, 9.0, 1e4]])
-    est = BackpropRegressor(hidden_layer_sizes=(1,), activation="gelu", max_iter=1)
+    est = BackpropRegressor(
+        hidden_layer_sizes=(1,), activation="gelu", max_iter=1, random_state=0
+    )
     est.fit(x[:10, None], x[:10])
     est.coefs_ = [np.ones((1, 1)), np.ones((1, 1))]
     est.intercepts_ = [np.zeros(1), np.zeros(1)]

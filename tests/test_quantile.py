@@ -76,7 +76,9 @@ def test_sample_weight_counts_like_repeated_rows():
 @pytest.mark.parametrize("q", [0.0, 1.0, -0.5, 2])
 def test_quantile_outside_the_open_unit_interval_is_refused(q):
     with pytest.raises(ValueError, match="'quantile' parameter"):
-        BackpropRegressor(loss="quantile", quantile=q).fit([[0.0], [1.0]], [0.0, 1.0])
+        BackpropRegressor(loss="quantile", quantile=q, random_state=0).fit(
+            [[0.0], [1.0]], [0.0, 1.0]
+        )
 
 
 def test_the_readme_interval_example_runs(data):

@@ -315,7 +315,7 @@ def test_a_failed_first_call_leaves_no_fitted_attributes(Estimator, call):
 
 def test_nan_in_classes_is_named():
     with pytest.raises(ValueError, match="classes holds NaN"):
-        BackpropClassifier().partial_fit(
+        BackpropClassifier(random_state=0).partial_fit(
             X_iris, y_iris, classes=np.array([0.0, 1.0, np.nan])
         )
 
@@ -407,7 +407,9 @@ def test_a_large_fit_leaves_other_threads_blas_limits_alone():
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(training, "train_step", step_and_signal)
             _quiet_fit(
-                BackpropClassifier((1024, 1024), max_iter=2, batch_size=256),
+                BackpropClassifier(
+                    (1024, 1024), max_iter=2, batch_size=256, random_state=0
+                ),
                 X,
                 y,
             )

@@ -100,12 +100,14 @@ def test_pipeline_routes_x_val_through_its_transformers():
 )
 def test_bad_validation_sets_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        BackpropClassifier((5,), max_iter=2).fit(X_train, y_train, **kwargs)
+        BackpropClassifier((5,), max_iter=2, random_state=0).fit(
+            X_train, y_train, **kwargs
+        )
 
 
 def test_lbfgs_refuses_a_validation_set():
     with pytest.raises(ValueError, match="lbfgs has no epochs"):
-        BackpropClassifier(solver="lbfgs").fit(
+        BackpropClassifier(solver="lbfgs", random_state=0).fit(
             X_train, y_train, X_val=X_val, y_val=y_val
         )
 
