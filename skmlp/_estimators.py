@@ -596,7 +596,15 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 "sample_weight sums to zero: at least one non-zero (positive) "
                 "weight is needed."
             )
-        return sample_weight.astype(X.dtype, copy=False)
+        in_dtype = sample_weight.astype(X.dtype, copy=False)
+        if not in_dtype.any():  # every non-zero weight underflowed
+            raise ValueError(
+                f"sample_weight's non-zero weights (the largest is "
+                f"{sample_weight.max():.3g}) round to zero in {X.dtype}, the "
+                "dtype X trains in: multiply the weights and alpha by the same "
+                "constant, which leaves the objective's minimiser unchanged."
+            )
+        return in_dtype
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(

@@ -436,6 +436,21 @@ def test_single_class_is_refused():
         )
 
 
+def test_weights_that_underflow_the_training_dtype_are_refused():
+    """Found by the thorough hypothesis profile: float32 training with weights
+    that are positive in float64 but all round to 0 in float32 divided the
+    L2 penalty by a zero total (ZeroDivisionError)."""
+    weights = np.zeros(150)
+    weights[::7] = 1e-50  # positive, below float32's smallest subnormal
+    X32 = X_iris.astype(np.float32)
+    with pytest.raises(ValueError, match="round to zero in float32.*multiply"):
+        BackpropClassifier(random_state=0).fit(X32, y_iris, sample_weight=weights)
+    # In float64 the same weights train, as their ratios are all that matter.
+    BackpropClassifier(max_iter=5, random_state=0).fit(
+        X_iris, y_iris, sample_weight=weights
+    )
+
+
 @pytest.mark.parametrize(
     "sample_weight, match",
     [
