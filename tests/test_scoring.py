@@ -90,6 +90,35 @@ def test_the_internal_split_is_scored_too_for_a_regressor():
     assert est.best_validation_score_ == scores.max()
 
 
+def test_a_regressor_keeps_the_weights_scikit_learns_metric_ranks_best():
+    """On X_val with weights: best_validation_score_ is scikit-learn's weighted
+    negative MAE of the kept model, and it is the best of the recorded ones."""
+    from sklearn.metrics import mean_absolute_error
+
+    sw_val = np.random.RandomState(1).uniform(0.5, 2, size=100)
+    est = BackpropRegressor(
+        hidden_layer_sizes=(16,),
+        early_stopping=True,
+        scoring="neg_mean_absolute_error",
+        n_iter_no_change=5,
+        learning_rate_init=0.05,
+        random_state=0,
+        max_iter=300,
+    ).fit(
+        X_reg[:300],
+        y_reg[:300],
+        X_val=X_reg[300:],
+        y_val=y_reg[300:],
+        sample_weight_val=sw_val,
+    )
+    expected = -mean_absolute_error(
+        y_reg[300:], est.predict(X_reg[300:]), sample_weight=sw_val
+    )
+    assert est.best_validation_score_ == pytest.approx(expected, rel=1e-10)
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert int(np.argmax(est.validation_scores_)) + 1 < est.n_iter_  # went past it
+
+
 def test_monitoring_without_early_stopping_records_the_scorer():
     est = _classifier(scoring="accuracy", max_iter=5)
     est.fit(X_train, y_train, X_val=X_val, y_val=y_val)
