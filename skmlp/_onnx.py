@@ -22,6 +22,8 @@ predict_proba do: probabilities clipped to [eps, 1 - eps] of the dtype,
 ``p > 0.5`` for binary and multilabel targets). skl2onnx's parser adds the
 ZipMap (options ``zipmap``: True, False or 'columns'); ``nocl=True`` gives
 class indices instead of labels. Dropout acts in training only: it is absent.
+A model trained on a device (torch, CuPy) converts as it is: its weights and
+labels are copied to the host as the graph's constants.
 """
 
 import importlib.util
@@ -31,6 +33,7 @@ import warnings
 import numpy as np
 
 from ._activations import ERF_RANGE, erf_chebyshev
+from ._ops import to_host
 
 _SQRT_HALF = 0.7071067811865476
 
@@ -165,6 +168,7 @@ def _forward(graph, est, X):
     a = X
     last = len(est.coefs_) - 1
     for k, (W, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
+        W, b = to_host(W), to_host(b)  # a device model's weights: host copies
         z = graph.node("MatMul", [a, graph.constant("coefficient", W)])
         z = graph.node("Add", [z, graph.constant("intercepts", b.reshape(1, -1))])
         if k == last:
@@ -200,7 +204,7 @@ def _label_values(est, nocl):
     """The labels as an ONNX-ready array (int64 or utf-8 str), and whether
     they are integers. Float labels are whole numbers (scikit-learn refuses
     others as class labels): int64, as skl2onnx does for MLPClassifier."""
-    classes = np.asarray(est.classes_)
+    classes = np.asarray(to_host(est.classes_))
     if nocl:
         return np.arange(len(classes), dtype=np.int64), True
     if classes.dtype.kind in "biuf":

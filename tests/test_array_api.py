@@ -310,3 +310,30 @@ def test_callbacks_see_every_epoch_on_the_device():
     epochs = [row for row in monitor.get_logs().data if row["task_name"] == "epoch"]
     assert len(epochs) == est.n_iter_ == 6
     assert epochs[-1]["accuracy"] == pytest.approx(final, rel=1e-6)
+
+
+@pytest.mark.parametrize("labels", ["int", "str"])
+def test_a_device_model_exports_to_onnx_as_it_is(labels):
+    """skl2onnx converts the model where it lives: its weights and labels are
+    copied to the host as the graph's constants. ONNX Runtime reproduces the
+    device model's own predictions."""
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from skl2onnx import to_onnx
+
+    y = y_iris if labels == "int" else np.array(["a", "b", "c"])[y_iris]
+    with _dispatch():
+        est = BackpropClassifier((8,), max_iter=30, random_state=0).fit(
+            _t(X_iris), y if labels == "str" else _t(y)
+        )
+        assert isinstance(est.coefs_[0], torch.Tensor)
+        onx = to_onnx(est, X_iris[:1], options={"zipmap": False})
+        expected_labels = est.predict(_t(X_iris))
+    session = ort.InferenceSession(
+        onx.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    got_labels, got_proba = session.run(None, {"X": X_iris})
+    if labels == "int":
+        expected_labels = _np(expected_labels)
+    assert_array_equal(got_labels, expected_labels)
+    assert_allclose(got_proba, _proba(est, X_iris), atol=1e-9)

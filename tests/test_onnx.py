@@ -254,3 +254,35 @@ def test_robust_and_quantile_regressors_are_plain_regression_graphs(loss, extra)
     ).fit(X_scaled, X_iris[:, 0])
     (predicted,) = _run(to_onnx(est, X_scaled[:1]), X_scaled)
     np.testing.assert_allclose(predicted.ravel(), est.predict(X_scaled), rtol=1e-12)
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+def test_a_model_on_a_device_numpy_cannot_read_converts_as_it_is(Estimator):
+    """array-api-strict's 'device1' stands in for a GPU: numpy cannot read
+    its arrays. The converter copies the weights to the host itself, and ONNX
+    Runtime reproduces the device model's predictions."""
+    xp = pytest.importorskip("array_api_strict")
+    import scipy
+    import sklearn
+
+    if tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 14):
+        pytest.skip("scikit-learn's array API dispatch needs scipy >= 1.14")
+    device = xp.Device("device1")
+    y = y_iris if Estimator is BackpropClassifier else X_scaled[:, 0] - X_scaled[:, 1]
+    with sklearn.config_context(array_api_dispatch=True):
+        est = Estimator(hidden_layer_sizes=(8,), max_iter=30, random_state=0)
+        est.fit(xp.asarray(X_scaled, device=device), xp.asarray(y, device=device))
+        assert est.coefs_[0].device == device
+        options = {"zipmap": False} if Estimator is BackpropClassifier else None
+        onx = to_onnx(est, X_scaled[:1], options=options)
+        on_device = est.predict(xp.asarray(X_scaled, device=device))
+        if Estimator is BackpropClassifier:
+            proba = est.predict_proba(xp.asarray(X_scaled, device=device))
+    cpu = xp.Device("CPU_DEVICE")
+    outputs = _run(onx, X_scaled)
+    if Estimator is BackpropRegressor:
+        expected = np.asarray(on_device.to_device(cpu))
+        np.testing.assert_allclose(outputs[0].ravel(), expected, rtol=1e-9)
+        return
+    np.testing.assert_array_equal(outputs[0], np.asarray(on_device.to_device(cpu)))
+    np.testing.assert_allclose(outputs[1], np.asarray(proba.to_device(cpu)), atol=1e-9)
