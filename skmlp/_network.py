@@ -1,4 +1,4 @@
-"""The numpy core of skmlp: a multilayer perceptron and its backpropagation.
+"""The core of skmlp: a multilayer perceptron and its backpropagation.
 
 Nothing here knows about scikit-learn. A network with layer sizes
 ``n_0, n_1, ..., n_L`` has weights ``W_k`` of shape ``(n_{k-1}, n_k)`` and

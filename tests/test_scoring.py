@@ -77,14 +77,18 @@ def test_a_callable_scorer_sees_the_model_and_the_labels():
     assert est.best_validation_score_ == pytest.approx(expected, rel=1e-12)
 
 
-def test_the_internal_split_is_scored_too_for_a_regressor():
-    est = BackpropRegressor(
+def _mae_regressor(**kwargs):
+    return BackpropRegressor(
         hidden_layer_sizes=(16,),
         early_stopping=True,
         scoring="neg_mean_absolute_error",
         random_state=0,
-        max_iter=50,
-    ).fit(X_reg, y_reg)
+        **kwargs,
+    )
+
+
+def test_the_internal_split_is_scored_too_for_a_regressor():
+    est = _mae_regressor(max_iter=50).fit(X_reg, y_reg)
     scores = np.array(est.validation_scores_)
     assert (scores < 0).all() and len(scores) == est.n_iter_
     assert est.best_validation_score_ == scores.max()
@@ -96,15 +100,8 @@ def test_a_regressor_keeps_the_weights_scikit_learns_metric_ranks_best():
     from sklearn.metrics import mean_absolute_error
 
     sw_val = np.random.RandomState(1).uniform(0.5, 2, size=100)
-    est = BackpropRegressor(
-        hidden_layer_sizes=(16,),
-        early_stopping=True,
-        scoring="neg_mean_absolute_error",
-        n_iter_no_change=5,
-        learning_rate_init=0.05,
-        random_state=0,
-        max_iter=300,
-    ).fit(
+    est = _mae_regressor(n_iter_no_change=5, learning_rate_init=0.05, max_iter=300)
+    est.fit(
         X_reg[:300],
         y_reg[:300],
         X_val=X_reg[300:],
