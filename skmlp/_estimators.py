@@ -305,7 +305,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             X,
             Y,
             sample_weight,
-            given=self._validation_set(validation, X.dtype),
+            given=self._validation_set(validation, X.dtype, n_outputs=Y.shape[1]),
             layer_sizes=[X.shape[1], *hidden, Y.shape[1]],
             first_pass=first_pass,
             dropout=dropout,
@@ -688,9 +688,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             )
         return rates
 
-    def _validation_set(self, validation, dtype):
+    def _validation_set(self, validation, dtype, n_outputs):
         """The user's validation set validated and encoded like the training
-        data, or None when none was given."""
+        data (``n_outputs`` columns), or None when none was given."""
         X_val, y_val, sample_weight_val = validation
         if X_val is None and y_val is None:
             if sample_weight_val is not None:
@@ -703,9 +703,16 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
                 "X_val needs solver='sgd' or 'adam': lbfgs has no epochs to "
                 "monitor or stop early."
             )
-        X_val, Y_val = self._validate_input(X_val, y_val, incremental=True, reset=False)
+        X_val, Y_val = self._validate_input(
+            X_val, y_val, incremental=True, reset=False, y_name="y_val"
+        )
         sample_weight_val = self._validate_sample_weight(sample_weight_val, X_val)
         Y_val = self._targets_in_dtype(Y_val.reshape(X_val.shape[0], -1), dtype)
+        if Y_val.shape[1] != n_outputs:
+            raise ValueError(
+                f"y_val has {Y_val.shape[1]} target column(s) but y has "
+                f"{n_outputs}: pass y_val with the same columns as y."
+            )
         return X_val.astype(dtype, copy=False), Y_val, sample_weight_val
 
     def _check_solver(self):
@@ -1088,7 +1095,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             return "softmax"
         return "logistic"
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, y_name="y"):
         X, y = validate_data(
             self,
             X,
@@ -1100,8 +1107,15 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        y = _attach_unique(y)  # np.unique(y) once, not at every check below
-        check_classification_targets(y)
+        try:
+            y = _attach_unique(y)  # np.unique(y) once, not at every check below
+            check_classification_targets(y)
+        except TypeError:  # np.unique cannot order labels of mixed types
+            kinds = sorted({type(label).__name__ for label in np.ravel(y)})
+            raise ValueError(
+                f"{y_name} mixes label types ({', '.join(kinds)}): class labels "
+                "must be all numbers or all strings."
+            ) from None
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
@@ -1114,6 +1128,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                     "needs samples of at least 2 classes."
                 )
         else:
+            self._check_target_kind(y, y_name)
             classes = unique_labels(y)
             if self.warm_start and not incremental:
                 if set(classes) != set(self.classes_):
@@ -1124,10 +1139,33 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                     )
             elif _has_unknown_labels(classes, self.classes_):
                 raise ValueError(
-                    "`y` has classes not in `self.classes_`. "
-                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                    f"`{y_name}` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. '{y_name}' has {classes}."
                 )
         return X, self._encode(y)
+
+    def _check_target_kind(self, y, y_name):
+        """Multilabel targets (2-D indicators) for a multilabel model, one
+        label per sample for the others; and as many indicator columns as
+        the model has labels. ``y_name``: 'y', or 'y_val' (checked against
+        the y of the same call)."""
+        fitted_multilabel = self._label_binarizer.y_type_ == "multilabel-indicator"
+        kinds = {True: "multilabel (2-D indicator)", False: "1-D"}
+        if y_name == "y_val":
+            reference, fix = "y holds", "pass y_val of the same kind as y"
+        else:
+            reference = "the model was fitted on"
+            fix = "pass targets of the same kind, or fit a new model"
+        if (y.ndim == 2) != fitted_multilabel:
+            raise ValueError(
+                f"{y_name} holds {kinds[y.ndim == 2]} targets, but {reference} "
+                f"{kinds[fitted_multilabel]} targets: {fix}."
+            )
+        if fitted_multilabel and y.shape[1] != len(self.classes_):
+            raise ValueError(
+                f"{y_name} has {y.shape[1]} indicator columns, but {reference} "
+                f"{len(self.classes_)}: {fix}."
+            )
 
     def _encode(self, y):
         """Class indicators of y: ``LabelBinarizer.transform`` as booleans.
@@ -1402,7 +1440,7 @@ n_outputs_
             return "absolute_error"
         return out_activation or self.out_activation_
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, y_name="y"):
         X, y = validate_data(
             self,
             X,
@@ -1417,7 +1455,7 @@ n_outputs_
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError(
-                "loss='poisson' needs non-negative targets y; use "
+                f"loss='poisson' needs non-negative targets {y_name}; use "
                 "loss='squared_error' for targets that can be negative."
             )
         return X, y

@@ -436,6 +436,42 @@ def test_single_class_is_refused():
         )
 
 
+def test_labels_of_mixed_types_are_named():
+    """numpy cannot order them (MLPClassifier raises its TypeError)."""
+    y = np.array([1, "a", 2.0] * 50, dtype=object)
+    with pytest.raises(ValueError, match=r"y mixes label types \(float, int, str\)"):
+        BackpropClassifier(random_state=0).fit(X_iris, y)
+
+
+@pytest.mark.parametrize(
+    "first, then, match",
+    [
+        ("multilabel", "1-D", "y holds 1-D targets, but the model was fitted on multi"),
+        ("1-D", "multilabel", "y holds multilabel .* fitted on 1-D targets"),
+        ("multilabel", "2 columns", "y has 2 indicator columns, but the model was"),
+    ],
+)
+@pytest.mark.parametrize("call", ["partial_fit", "warm_start"])
+def test_continuing_on_targets_of_another_kind_is_refused(first, then, match, call):
+    """MLPClassifier's partial_fit takes a 1-D y for a multilabel model and
+    trains on mis-shaped targets; skmlp refuses, and changes nothing."""
+    Y3 = np.column_stack([y_iris == 0, y_iris == 1, y_iris > 0]).astype(int)
+    targets = {"multilabel": Y3, "1-D": y_iris, "2 columns": Y3[:, :2]}
+    est = BackpropClassifier(
+        (5,), max_iter=3, warm_start=call == "warm_start", random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X_iris, targets[first])
+    coefs = [W.copy() for W in est.coefs_]
+    with pytest.raises(ValueError, match=match):
+        getattr(est, "partial_fit" if call == "partial_fit" else "fit")(
+            X_iris, targets[then]
+        )
+    for a, b in zip(est.coefs_, coefs, strict=True):
+        assert_array_equal(a, b)
+
+
 def test_weights_that_underflow_the_training_dtype_are_refused():
     """Found by the thorough hypothesis profile: float32 training with weights
     that are positive in float64 but all round to 0 in float32 divided the

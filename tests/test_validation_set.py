@@ -95,7 +95,15 @@ def test_pipeline_routes_x_val_through_its_transformers():
         ({"X_val": X_val}, "both X_val and y_val"),
         ({"sample_weight_val": np.ones(3)}, "without X_val"),
         ({"X_val": X_val[:, :10], "y_val": y_val}, "features"),
-        ({"X_val": X_val[:2], "y_val": [0, 99]}, "not in"),
+        ({"X_val": X_val[:2], "y_val": [0, 99]}, "`y_val` has classes not in"),
+        (
+            {"X_val": X_val[:3], "y_val": np.array([1, "a", 2.0], dtype=object)},
+            r"y_val mixes label types \(float, int, str\)",
+        ),
+        (
+            {"X_val": X_val[:2], "y_val": np.eye(2, dtype=int)},
+            "y_val holds multilabel .* but y holds 1-D targets",
+        ),
     ],
 )
 def test_bad_validation_sets_are_refused(kwargs, match):
@@ -139,3 +147,31 @@ def test_a_refit_refused_after_validation_keeps_classes_and_features():
     assert_array_equal(clf.classes_, classes)
     assert clf.n_features_in_ == n_features
     assert_array_equal(clf.predict_proba(X_val), before)
+
+
+@pytest.mark.parametrize(
+    "y_val, match",
+    [
+        (y_train[:50], "y_val holds 1-D targets, but y holds multilabel"),
+        (np.ones((50, 3), dtype=int), "y_val has 3 indicator columns, but y holds 2"),
+    ],
+)
+def test_a_multilabel_fit_refuses_a_y_val_of_another_kind(y_val, match):
+    """Before, a 1-D y_val for a multilabel model was encoded as if it were
+    indicators and silently trained on."""
+    Y = np.column_stack([y_train % 2, y_train > 4]).astype(int)
+    with pytest.raises(ValueError, match=match):
+        BackpropClassifier((5,), max_iter=2, random_state=0).fit(
+            X_train, Y, X_val=X_train[:50], y_val=y_val
+        )
+
+
+@pytest.mark.parametrize("outputs, val_outputs", [(1, 2), (2, 1)])
+def test_a_regressor_refuses_a_y_val_with_other_columns(outputs, val_outputs):
+    rng = np.random.RandomState(0)
+    y = rng.normal(size=(len(X_train), outputs)).squeeze()
+    y_val_wrong = rng.normal(size=(20, val_outputs)).squeeze()
+    with pytest.raises(ValueError, match=f"y_val has {val_outputs} target column"):
+        BackpropRegressor(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(
+            X_train, y, X_val=X_train[:20], y_val=y_val_wrong
+        )
