@@ -22,10 +22,11 @@ Columns:
 - acc: held-out accuracy.
 
 Usage: python benchmarks/bench_fit.py [--workloads wide medium small predict]
-       [--repeats 3] [--epochs 2] [--json out.json]
+       [--repeats 3] [--epochs 2] [--activation relu] [--json out.json]
 """
 
 import argparse
+import dataclasses
 import importlib.metadata
 import importlib.util
 import json
@@ -46,6 +47,7 @@ from sklearn.neural_network import MLPClassifier
 
 import skmlp
 from skmlp import BackpropClassifier
+from skmlp._activations import ACTIVATIONS
 
 # PyTorch is optional (the table then has no PyTorch column) and trains in a
 # child process: its OpenMP threads, once started, slow this process's BLAS
@@ -64,6 +66,7 @@ class Workload:
     n_classes: int
     batch_size: int
     dtype: type
+    activation: str = "relu"
 
     @property
     def flops_per_epoch(self):
@@ -106,6 +109,7 @@ def matmul_peak(dtype, n=2048, repeats=5):
 def sklearn_like(cls, w, epochs):
     return cls(
         hidden_layer_sizes=w.hidden,
+        activation=w.activation,
         solver="adam",
         batch_size=w.batch_size,
         max_iter=epochs,
@@ -130,11 +134,22 @@ def fit_torch(w, epochs, X, y):
     torch.manual_seed(0)
     dtype = torch.float32 if w.dtype == np.float32 else torch.float64
     sizes = [w.n_features, *w.hidden, w.n_classes]
+    activation = {
+        "identity": torch.nn.Identity,
+        "relu": torch.nn.ReLU,
+        "tanh": torch.nn.Tanh,
+        "logistic": torch.nn.Sigmoid,
+        "leaky_relu": lambda: torch.nn.LeakyReLU(0.01),
+        "elu": torch.nn.ELU,
+        "softplus": torch.nn.Softplus,
+        "gelu": torch.nn.GELU,
+        "silu": torch.nn.SiLU,
+    }[w.activation]
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(torch.nn.Linear(a, b, dtype=dtype))
         if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
+            layers.append(activation())
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=0.0)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
@@ -157,11 +172,11 @@ def fit_torch(w, epochs, X, y):
     return seconds, predict
 
 
-def fit_torch_in_child(key, epochs):
+def fit_torch_in_child(key, activation, epochs):
     """fit_torch in a fresh process on the same data: (s/epoch, a predictor
     that returns its held-out labels)."""
     done = subprocess.run(
-        [sys.executable, __file__, "--torch-child", key, str(epochs)],
+        [sys.executable, __file__, "--torch-child", key, activation, str(epochs)],
         capture_output=True,
         text=True,
         check=True,
@@ -170,13 +185,14 @@ def fit_torch_in_child(key, epochs):
     return seconds, lambda X_new: np.asarray(labels)
 
 
-def torch_child(key, epochs):
+def torch_child(key, activation, epochs):
     global torch
     import torch
 
-    X, y, X_test, _ = teacher_data(WORKLOADS[key])
-    fit_torch(WORKLOADS[key], 1, X, y)  # warm-up, as for the others
-    seconds, predict = fit_torch(WORKLOADS[key], epochs, X, y)
+    w = dataclasses.replace(WORKLOADS[key], activation=activation)
+    X, y, X_test, _ = teacher_data(w)
+    fit_torch(w, 1, X, y)  # warm-up, as for the others
+    seconds, predict = fit_torch(w, epochs, X, y)
     print(json.dumps([seconds, predict(X_test).tolist()]))
 
 
@@ -217,15 +233,14 @@ def skmlp_runners(w, epochs, X, y):
     return runners
 
 
-def run_fit_workload(key, repeats, epochs):
-    w = WORKLOADS[key]
+def run_fit_workload(key, repeats, epochs, activation="relu"):
+    w = dataclasses.replace(WORKLOADS[key], activation=activation)
     X, y, X_test, y_test = teacher_data(w)
-    runners = {
-        **skmlp_runners(w, epochs, X, y),
-        "sklearn": lambda: fit_sklearn_like(MLPClassifier, w, epochs, X, y),
-    }
+    runners = skmlp_runners(w, epochs, X, y)
+    if activation in ("identity", "logistic", "tanh", "relu"):  # MLPClassifier's
+        runners["sklearn"] = lambda: fit_sklearn_like(MLPClassifier, w, epochs, X, y)
     if HAVE_TORCH:
-        runners["torch"] = lambda: fit_torch_in_child(key, epochs)
+        runners["torch"] = lambda: fit_torch_in_child(key, activation, epochs)
     for name, run in runners.items():  # warm-up (imports, BLAS threads, caches)
         if name != "torch":  # the child warms up itself
             run()
@@ -261,7 +276,8 @@ def run_fit_workload(key, repeats, epochs):
             "peak_mib": memory[name],
             "accuracy": float(np.mean(predictors[name](X_test) == y_test)),
         }
-    return {"workload": w.name, "matmul_peak_gflops": peak, "rows": rows}
+    name = w.name if activation == "relu" else f"{w.name}, {activation}"
+    return {"workload": name, "matmul_peak_gflops": peak, "rows": rows}
 
 
 def run_predict_workload(repeats, n_calls=2000):
@@ -341,11 +357,18 @@ def main(argv=None):
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--activation",
+        default="relu",
+        choices=sorted(ACTIVATIONS),
+        help="the hidden layers' (MLPClassifier's row only for its four)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--torch-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--torch-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.torch_child:
-        return torch_child(args.torch_child[0], int(args.torch_child[1]))
+        key, activation, epochs = args.torch_child
+        return torch_child(key, activation, int(epochs))
 
     import threadpoolctl
 
@@ -367,7 +390,9 @@ def main(argv=None):
             results.append(run_predict_workload(args.repeats))
             print_predict_table(results[-1])
         else:
-            results.append(run_fit_workload(name, args.repeats, args.epochs))
+            results.append(
+                run_fit_workload(name, args.repeats, args.epochs, args.activation)
+            )
             print_fit_table(results[-1])
     if args.json:
         with open(args.json, "w") as f:

@@ -89,8 +89,9 @@ def relu_backward(a, delta):
 
 
 def leaky_relu(z):
-    """f(z) = z for z > 0, else 0.01 z."""
-    return np.multiply(z, LEAKY_SLOPE, out=z, where=z < 0)
+    """f(z) = z for z > 0, else 0.01 z: max(z, 0.01 z), as the slope is below 1
+    (a masked multiply, ``where=z < 0``, is ten times slower)."""
+    return np.maximum(z, z * LEAKY_SLOPE, out=z)
 
 
 def leaky_relu_backward(a, delta):
@@ -99,8 +100,13 @@ def leaky_relu_backward(a, delta):
 
 
 def elu(z):
-    """f(z) = z for z > 0, else exp(z) - 1 (expm1: exact near 0, -1 far below)."""
-    return np.expm1(z, out=z, where=z < 0)
+    """f(z) = z for z > 0, else exp(z) - 1 (expm1: exact near 0, -1 far below),
+    as max(z, 0) + expm1(min(z, 0)): one of the two terms is 0 (a masked
+    expm1, ``where=z < 0``, is four times slower)."""
+    negative_part = np.expm1(np.minimum(z, 0.0))
+    np.maximum(z, 0.0, out=z)
+    z += negative_part
+    return z
 
 
 def elu_backward(a, delta):

@@ -6,8 +6,9 @@ eleven. :class:`NumbaOps` keeps numpy's engine (``_ops.NumpyOps``) and its
 BLAS matrix products, and replaces the elementwise work with kernels that
 make one pass each:
 
-- the bias add fused with relu or identity (forward, after equation z = aW);
-- relu's derivative fused with the dropout mask (equation (1));
+- the bias add fused with relu, leaky_relu or identity (forward, after z = aW);
+- the derivatives of relu, leaky_relu, elu, tanh and logistic fused with the
+  dropout mask (equation (1));
 - the bias add fused with softmax or the logistic function (output layer),
   and the cross-entropy loss fused with the output delta;
 - the column sums of equation (3), and the gather of a minibatch's rows;
@@ -38,6 +39,7 @@ import math
 import numba
 import numpy as np
 
+from ._activations import LEAKY_SLOPE
 from ._losses import OUTPUTS
 from ._ops import NumpyOps
 
@@ -136,6 +138,61 @@ def _relu_backward(a, delta, mask, has_mask):
 
 
 @_kernel
+def _bias_leaky_relu(z, b, slope):
+    """z = z + b, times slope where that is negative (NaN stays NaN)."""
+    zero = z.dtype.type(0)
+    for r in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            x = z[r, j] + b[j]
+            z[r, j] = x * slope if x < zero else x
+
+
+# The derivatives below read the layer's output a (as numpy's do) and apply
+# dropout's mask first: delta = (delta * mask) * f'(z), in numpy's order of
+# operations, so that they are bit-equal to it.
+
+
+@_kernel
+def _tanh_backward(a, delta, mask, has_mask):
+    """f'(z) = 1 - a^2."""
+    one = delta.dtype.type(1)
+    for r in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            d = delta[r, j] * mask[r, j] if has_mask else delta[r, j]
+            delta[r, j] = d * (one - a[r, j] * a[r, j])
+
+
+@_kernel
+def _logistic_backward(a, delta, mask, has_mask):
+    """f'(z) = a (1 - a), applied as (delta * a) * (1 - a)."""
+    one = delta.dtype.type(1)
+    for r in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            d = delta[r, j] * mask[r, j] if has_mask else delta[r, j]
+            delta[r, j] = (d * a[r, j]) * (one - a[r, j])
+
+
+@_kernel
+def _leaky_relu_backward(a, delta, mask, has_mask, slope):
+    """f'(z) = slope where a <= 0, else 1 (delta unchanged)."""
+    zero = delta.dtype.type(0)
+    for r in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            d = delta[r, j] * mask[r, j] if has_mask else delta[r, j]
+            delta[r, j] = d * slope if a[r, j] <= zero else d
+
+
+@_kernel
+def _elu_backward(a, delta, mask, has_mask):
+    """f'(z) = a + 1 where a <= 0, else 1 (delta unchanged)."""
+    zero, one = delta.dtype.type(0), delta.dtype.type(1)
+    for r in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            d = delta[r, j] * mask[r, j] if has_mask else delta[r, j]
+            delta[r, j] = d * (a[r, j] + one) if a[r, j] <= zero else d
+
+
+@_kernel
 def _mask(delta, mask):
     for r in range(delta.shape[0]):
         for j in range(delta.shape[1]):
@@ -222,6 +279,15 @@ def _cross_entropy_and_delta(P, Y, w, has_w, eps, binary):
     return -total if has_w else -total / n
 
 
+# Derivatives read from the layer's output, by activation.
+_BACKWARD = {
+    "relu": _relu_backward,
+    "tanh": _tanh_backward,
+    "logistic": _logistic_backward,
+    "elu": _elu_backward,
+}
+
+
 class NumbaOps(NumpyOps):
     """numpy's engine with fused compiled kernels for the elementwise work
     (float32 and float64 dense arrays; anything else takes numpy's way)."""
@@ -233,16 +299,27 @@ class NumbaOps(NumpyOps):
         if activation == "identity" and not keep_input:
             _bias(z, b)
             return z, None
+        if activation == "leaky_relu" and not keep_input:
+            _bias_leaky_relu(z, b, z.dtype.type(LEAKY_SLOPE))
+            return z, None
+        # tanh, logistic, elu, softplus, gelu, silu: numpy's SIMD exp and
+        # tanh are faster than numba's scalar libm calls, so numpy's way.
         return super().activate(activation, z, b, keep_input)
 
     def activation_backward(self, activation, f_input, delta, mask=None):
-        if activation == "relu":
-            masked = mask is not None
-            _relu_backward(f_input, delta, mask if masked else delta, masked)
+        masked = mask is not None
+        mask_or_unread = mask if masked else delta
+        if activation in _BACKWARD:
+            _BACKWARD[activation](f_input, delta, mask_or_unread, masked)
             return delta
-        if activation == "identity" and mask is not None:
+        if activation == "leaky_relu":
+            slope = delta.dtype.type(LEAKY_SLOPE)
+            _leaky_relu_backward(f_input, delta, mask_or_unread, masked, slope)
+            return delta
+        if activation == "identity" and masked:
             _mask(delta, mask)
             return delta
+        # softplus, gelu, silu: their exp and erf cost more than the passes.
         return super().activation_backward(activation, f_input, delta, mask)
 
     def output_activate(self, output, z, b):
@@ -299,10 +376,11 @@ class NumbaOps(NumpyOps):
         """Compile (or load from the cache) every kernel for dtype, on tiny
         arrays of the layouts a fit passes."""
         z, b = np.ones((2, 3), dtype), np.zeros(3, dtype)
-        self.activate("relu", z, b)
-        self.activate("identity", z, b)
-        self.activation_backward("relu", z, z.copy(), z.copy())
-        self.activation_backward("relu", z, z.copy())
+        for activation in ("relu", "identity", "leaky_relu"):
+            self.activate(activation, z, b)
+        for activation in ("relu", "tanh", "logistic", "elu", "leaky_relu"):
+            self.activation_backward(activation, z, z.copy(), z.copy())
+            self.activation_backward(activation, z, z.copy())
         self.activation_backward("identity", z, z.copy(), z.copy())
         Y = np.eye(3, dtype=bool)[:2]
         for output in (OUTPUTS["softmax"], OUTPUTS["logistic"]):

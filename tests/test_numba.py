@@ -34,7 +34,7 @@ def _arrays(rng, dtype, *shapes):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", ["relu", "identity"])
+@pytest.mark.parametrize("activation", ["relu", "identity", "leaky_relu"])
 def test_bias_and_activation_are_bit_equal(dtype, activation, rng):
     z, b = _arrays(rng, dtype, (50, 7), (7,))
     z[0, 0] = np.nan  # a diverged value stays NaN
@@ -43,12 +43,17 @@ def test_bias_and_activation_are_bit_equal(dtype, activation, rng):
     assert_array_equal(got, expected)
 
 
+FUSED_DERIVATIVES = ["relu", "identity", "leaky_relu", "elu", "tanh", "logistic"]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", ["relu", "identity"])
+@pytest.mark.parametrize("activation", FUSED_DERIVATIVES)
 @pytest.mark.parametrize("dropout", [False, True])
 def test_derivative_with_dropout_mask_is_bit_equal(dtype, activation, dropout, rng):
-    a, delta = _arrays(rng, dtype, (50, 7), (50, 7))
-    a[a < 0] = 0  # a relu layer's output
+    z, delta = _arrays(rng, dtype, (50, 7), (50, 7))
+    z *= 4  # saturating tanh and logistic too
+    a, _ = NUMPY.activate(activation, z, np.zeros(7, dtype))  # the layer's output
+    a[0, 0] = np.nan  # a diverged value
     mask = None
     if dropout:
         mask = ((rng.uniform(size=(50, 7)) > 0.3) / 0.7).astype(dtype)
@@ -144,6 +149,42 @@ def test_a_fit_uses_the_compiled_engine_and_matches_numpy(monkeypatch):
             )
     assert len(calls) == 15 * 3  # 3 minibatches of at most 200 rows per epoch
     # Bit-equal steps but for the loss's sums and softmax's exp: the same fit.
+    assert_allclose(fits["numba"].loss_curve_, fits["numpy"].loss_curve_, rtol=1e-12)
+    for W, W_ref in zip(fits["numba"].coefs_, fits["numpy"].coefs_, strict=True):
+        assert_allclose(W, W_ref, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "leaky_relu", "elu"])
+def test_a_fit_with_another_fused_activation_matches_numpy(activation, monkeypatch):
+    """The kernels are called (counted) and the fit is numpy's."""
+    import skmlp._numba as compiled
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400] / 16, y[:400]
+    numpy_engine(np.float64)
+    calls = []
+    if activation == "leaky_relu":
+        kernel = compiled._leaky_relu_backward
+
+        def counting(*args):
+            calls.append(1)
+            return kernel(*args)
+
+        monkeypatch.setattr(compiled, "_leaky_relu_backward", counting)
+    else:
+        kernel = compiled._BACKWARD[activation]
+        monkeypatch.setitem(
+            compiled._BACKWARD, activation, lambda *a: calls.append(1) or kernel(*a)
+        )
+    fits = {}
+    for engine in ("numba", "numpy"):
+        monkeypatch.setenv("SKMLP_ENGINE", engine)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[engine] = BackpropClassifier(
+                (24, 12), activation=activation, max_iter=10, random_state=0
+            ).fit(X, y)
+    assert len(calls) == 10 * 2 * 2  # epochs x minibatches x hidden layers
     assert_allclose(fits["numba"].loss_curve_, fits["numpy"].loss_curve_, rtol=1e-12)
     for W, W_ref in zip(fits["numba"].coefs_, fits["numpy"].coefs_, strict=True):
         assert_allclose(W, W_ref, rtol=1e-10, atol=1e-13)
