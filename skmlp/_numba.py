@@ -138,9 +138,9 @@ def _relu_backward(a, delta, mask, has_mask):
 
 
 @_kernel
-def _bias_leaky_relu(z, b, slope):
-    """z = z + b, times slope where that is negative (NaN stays NaN)."""
-    zero = z.dtype.type(0)
+def _bias_leaky_relu(z, b):
+    """z = z + b, times LEAKY_SLOPE where that is negative (NaN stays NaN)."""
+    zero, slope = z.dtype.type(0), z.dtype.type(LEAKY_SLOPE)
     for r in range(z.shape[0]):
         for j in range(z.shape[1]):
             x = z[r, j] + b[j]
@@ -173,9 +173,9 @@ def _logistic_backward(a, delta, mask, has_mask):
 
 
 @_kernel
-def _leaky_relu_backward(a, delta, mask, has_mask, slope):
-    """f'(z) = slope where a <= 0, else 1 (delta unchanged)."""
-    zero = delta.dtype.type(0)
+def _leaky_relu_backward(a, delta, mask, has_mask):
+    """f'(z) = LEAKY_SLOPE where a <= 0, else 1 (delta unchanged)."""
+    zero, slope = delta.dtype.type(0), delta.dtype.type(LEAKY_SLOPE)
     for r in range(delta.shape[0]):
         for j in range(delta.shape[1]):
             d = delta[r, j] * mask[r, j] if has_mask else delta[r, j]
@@ -284,6 +284,7 @@ _BACKWARD = {
     "relu": _relu_backward,
     "tanh": _tanh_backward,
     "logistic": _logistic_backward,
+    "leaky_relu": _leaky_relu_backward,
     "elu": _elu_backward,
 }
 
@@ -300,7 +301,7 @@ class NumbaOps(NumpyOps):
             _bias(z, b)
             return z, None
         if activation == "leaky_relu" and not keep_input:
-            _bias_leaky_relu(z, b, z.dtype.type(LEAKY_SLOPE))
+            _bias_leaky_relu(z, b)
             return z, None
         # tanh, logistic, elu, softplus, gelu, silu: numpy's SIMD exp and
         # tanh are faster than numba's scalar libm calls, so numpy's way.
@@ -308,13 +309,8 @@ class NumbaOps(NumpyOps):
 
     def activation_backward(self, activation, f_input, delta, mask=None):
         masked = mask is not None
-        mask_or_unread = mask if masked else delta
         if activation in _BACKWARD:
-            _BACKWARD[activation](f_input, delta, mask_or_unread, masked)
-            return delta
-        if activation == "leaky_relu":
-            slope = delta.dtype.type(LEAKY_SLOPE)
-            _leaky_relu_backward(f_input, delta, mask_or_unread, masked, slope)
+            _BACKWARD[activation](f_input, delta, mask if masked else delta, masked)
             return delta
         if activation == "identity" and masked:
             _mask(delta, mask)

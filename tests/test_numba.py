@@ -163,19 +163,10 @@ def test_a_fit_with_another_fused_activation_matches_numpy(activation, monkeypat
     X, y = X[:400] / 16, y[:400]
     numpy_engine(np.float64)
     calls = []
-    if activation == "leaky_relu":
-        kernel = compiled._leaky_relu_backward
-
-        def counting(*args):
-            calls.append(1)
-            return kernel(*args)
-
-        monkeypatch.setattr(compiled, "_leaky_relu_backward", counting)
-    else:
-        kernel = compiled._BACKWARD[activation]
-        monkeypatch.setitem(
-            compiled._BACKWARD, activation, lambda *a: calls.append(1) or kernel(*a)
-        )
+    kernel = compiled._BACKWARD[activation]
+    monkeypatch.setitem(
+        compiled._BACKWARD, activation, lambda *a: calls.append(1) or kernel(*a)
+    )
     fits = {}
     for engine in ("numba", "numpy"):
         monkeypatch.setenv("SKMLP_ENGINE", engine)
