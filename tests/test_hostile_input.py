@@ -3,6 +3,7 @@ is refused with a ValueError/TypeError. Never another exception, never a
 RuntimeWarning (setup.cfg turns those into errors)."""
 
 import os
+import pickle
 import traceback
 import warnings
 
@@ -172,6 +173,21 @@ def test_regressor_fit_either_works_or_refuses_clearly(data, loss):
         _fit_or_refuse(lambda: _check_outputs(reg, X))
 
 
+def _state(est):
+    """Every attribute, pickled: equal dicts mean byte-identical models."""
+    return {name: pickle.dumps(value) for name, value in vars(est).items()}
+
+
+@st.composite
+def targets_for_a_3_class_model(draw, n_rows):
+    """1-D labels, known or not, or multilabel indicators of any width."""
+    if draw(st.booleans()):
+        pool = st.sampled_from([0, 1, 2, 7, "x"])
+        return np.array(draw(st.lists(pool, min_size=n_rows, max_size=n_rows)))
+    n_columns = draw(st.integers(1, 4))
+    return draw(hnp.arrays(np.int64, (n_rows, n_columns), elements=st.integers(0, 1)))
+
+
 @SETTINGS
 @given(data=st.data())
 def test_partial_fit_and_predict_on_hostile_batches(data):
@@ -182,13 +198,41 @@ def test_partial_fit_and_predict_on_hostile_batches(data):
     )
     n_rows = data.draw(st.integers(0, 8))
     X = data.draw(features(n_rows))
-    y = data.draw(
-        st.lists(st.sampled_from([0, 1, 2, 7, "x"]), min_size=n_rows, max_size=n_rows)
-    )
-    _fit_or_refuse(lambda: clf.partial_fit(X, np.array(y)))
+    y = data.draw(targets_for_a_3_class_model(n_rows))
+    before = _state(clf)
+    if not _fit_or_refuse(lambda: clf.partial_fit(X, y)):
+        assert _state(clf) == before  # a refused call changes nothing
     _fit_or_refuse(lambda: _check_outputs(clf, X))
     # Whatever happened, the model still predicts finite probabilities.
     _check_outputs(clf, rng.normal(size=(5, 3)))
+
+
+@SETTINGS
+@given(data=st.data(), early_stopping=st.booleans())
+def test_a_hostile_validation_set_trains_or_is_refused_and_changes_nothing(
+    data, early_stopping
+):
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(30, 3)), rng.randint(3, size=30)
+    clf = BackpropClassifier(
+        (4,),
+        max_iter=3,
+        warm_start=True,
+        early_stopping=early_stopping,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ConvergenceWarning
+        clf.fit(X, y)
+    n_val = data.draw(st.integers(0, 6))
+    X_val = data.draw(features(n_val))
+    y_val = data.draw(targets_for_a_3_class_model(n_val))
+    w_val = data.draw(weights(n_val))
+    before = _state(clf)
+    fit = lambda: clf.fit(X, y, X_val=X_val, y_val=y_val, sample_weight_val=w_val)  # noqa: E731
+    if not _fit_or_refuse(fit):
+        assert _state(clf) == before
+    _check_outputs(clf, X)
 
 
 def test_the_strategies_reach_both_outcomes():
