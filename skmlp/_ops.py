@@ -328,13 +328,15 @@ class ArrayAPIOps:
     def matmul(self, a, b, out=None):
         return a @ b
 
+    # z and delta are fresh products of matmul, owned here: updated in place.
+
     def activate(self, activation, z, b, keep_input=False):
-        z = z + b
+        z += b
         return ACTIVATIONS[activation].forward_xp(self.xp, z), z if keep_input else None
 
     def activation_backward(self, activation, f_input, delta, mask=None):
         if mask is not None:
-            delta = delta * mask
+            delta *= mask
         return ACTIVATIONS[activation].backward_xp(self.xp, f_input, delta)
 
     def output_activate(self, output, z, b):
@@ -353,21 +355,24 @@ class ArrayAPIOps:
         out[...] = self.xp.sum(delta, axis=0)  # (3)
 
     def sum_of_squares(self, x):
-        return self.xp.sum(x * x)
+        return x @ x  # an inner product: no temporary x * x
 
     def add_penalty_gradient(self, grad, params, l2):
         grad += params * l2
 
     # ---- optimizer updates, in place on the flat vector ---------------------
+    # grad is the network's scratch buffer, overwritten by the next gradient:
+    # the updates use it for their intermediate terms, so that a step makes
+    # one or two temporaries instead of five (numpy's operations, same order).
 
     def sgd_update(self, params, grad, velocity, lr, mu, nesterov, n_weights, l2):
         if l2:
             self.add_penalty_gradient(grad[:n_weights], params[:n_weights], l2)
-        step = grad * lr
+        grad *= lr  # the step, lr g
         velocity *= mu
-        velocity -= step  # v = mu v - lr g
+        velocity -= grad  # v = mu v - lr g
         if nesterov:
-            params -= step
+            params -= grad
             params += velocity * mu
         else:
             params += velocity
@@ -377,9 +382,15 @@ class ArrayAPIOps:
             self.add_penalty_gradient(grad[:n_weights], params[:n_weights], l2)
         m_sum *= b1
         m_sum += grad  # m_sum = b1 m_sum + g
+        grad *= grad
+        grad *= 1.0 - b2
         v *= b2
-        v += (grad * grad) * (1.0 - b2)  # v = b2 v + (1 - b2) g^2
-        params -= (m_sum / (self.xp.sqrt(v) + eps)) * c
+        v += grad  # v = b2 v + (1 - b2) g^2
+        denominator = self.xp.sqrt(v)
+        denominator += eps
+        step = m_sum / denominator
+        step *= c
+        params -= step  # p -= c m_sum / (sqrt(v) + eps)
 
 
 def _compat():
