@@ -268,7 +268,7 @@ def elu_backward_xp(xp, a, delta):
 
 def softplus_xp(xp, z):
     """max(z, 0) + log(1 + exp(-|z|)): logaddexp(0, z) without overflow."""
-    return xp.where(z > 0, z, xp.zeros_like(z)) + xp.log1p(xp.exp(-xp.abs(z)))
+    return xp.clip(z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 def softplus_backward_xp(xp, a, delta):
