@@ -31,3 +31,17 @@ def _targets(output, rng, n, k):
 def make_targets():
     """make_targets(output, rng, n, k): targets for an output layer."""
     return _targets
+
+
+@pytest.fixture
+def b2_settings():
+    """Issue #9's B2: a BackpropRegressor whose loss overflows within epoch 1
+    on iris, so divergence must restore the initial weights."""
+    return dict(
+        hidden_layer_sizes=(100,),
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=100,
+        batch_size=10,
+        random_state=0,
+    )

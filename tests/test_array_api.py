@@ -263,19 +263,12 @@ def test_a_refused_refit_on_the_device_changes_nothing():
     assert est.loss_curve_ == curve
 
 
-def test_divergence_on_the_device_keeps_what_numpy_keeps():
+def test_divergence_on_the_device_keeps_what_numpy_keeps(b2_settings):
     """The issue's B2 (divergence inside the first epoch): on a device the
     loss is read once per epoch, and the same weights are restored."""
 
     def make():
-        return BackpropRegressor(
-            hidden_layer_sizes=(100,),
-            activation="identity",
-            solver="sgd",
-            learning_rate_init=100,
-            batch_size=10,
-            random_state=0,
-        )
+        return BackpropRegressor(**b2_settings)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -162,16 +162,9 @@ def test_labels_of_every_kind_on_the_device(y):
     assert_array_equal(labels, ours_np.predict(X_iris))
 
 
-def test_divergence_and_a_refused_refit_leave_what_numpy_leaves():
+def test_divergence_and_a_refused_refit_leave_what_numpy_leaves(b2_settings):
     def make():
-        return BackpropRegressor(
-            hidden_layer_sizes=(100,),
-            activation="identity",
-            solver="sgd",
-            learning_rate_init=100,
-            batch_size=10,
-            random_state=0,
-        )
+        return BackpropRegressor(**b2_settings)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -163,17 +163,12 @@ def test_a_non_finite_loss_restores_the_lowest_loss_epoch_and_resets_moments():
         assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-def test_divergence_in_the_first_epoch_keeps_the_initial_weights_and_a_loss():
+def test_divergence_in_the_first_epoch_keeps_the_initial_weights_and_a_loss(
+    b2_settings,
+):
     """The issue's B2: the loss overflows within epoch 1. The initial weights
     are restored: the Glorot draws of random_state, made here by hand."""
-    est = BackpropRegressor(
-        hidden_layer_sizes=(100,),
-        activation="identity",
-        solver="sgd",
-        learning_rate_init=100,
-        batch_size=10,
-        random_state=0,
-    )
+    est = BackpropRegressor(**b2_settings)
     with pytest.warns(ConvergenceWarning, match="diverged at epoch 1"):
         est.fit(X_iris, y_iris)
     rng = np.random.RandomState(0)
