@@ -82,13 +82,17 @@ def test_a_nan_stays_nan_on_both_engines(ops, name):
     """A diverged value must not be hidden: numpy's max(z, 0) keeps NaN, and
     so must the generic engine (a where(z > 0, z, 0) would make it 0)."""
     z = np.array([[np.nan, -1.0, 2.0]])
-    a, _ = NUMPY.activate(name, z.copy(), np.zeros(3))
-    a_xp, _ = ops.activate(name, _on(ops, z), _on(ops, np.zeros(3)), False)
+    # numpy 1.24's expm1 warns on NaN; the estimators silence such warnings.
+    with np.errstate(invalid="ignore"):
+        a, _ = NUMPY.activate(name, z.copy(), np.zeros(3))
+        a_xp, _ = ops.activate(name, _on(ops, z), _on(ops, np.zeros(3)), False)
     assert np.isnan(a[0, 0]) and np.isnan(_back(ops, a_xp)[0, 0])
     assert_allclose(_back(ops, a_xp), a, **TOL)
     delta = np.array([[1.0, np.nan, np.inf]])  # relu: NaN * 0 and inf * 0 are NaN
-    expected = NUMPY.activation_backward(name, a.copy(), delta.copy())
-    got = _back(ops, ops.activation_backward(name, _on(ops, a), _on(ops, delta)))
+    with np.errstate(invalid="ignore"):
+        expected = NUMPY.activation_backward(name, a.copy(), delta.copy())
+        got = ops.activation_backward(name, _on(ops, a), _on(ops, delta))
+    got = _back(ops, got)
     assert_array_equal(np.isnan(got), np.isnan(expected))
     assert_allclose(got, expected, **TOL)
 
