@@ -6,8 +6,8 @@ Every activation is a pair of in-place functions:
   returns it;
 - ``backward(a, delta)`` turns ``delta = dL/da`` into ``dL/dz = dL/da * f'(z)``
   in place, with ``f'(z)`` written from the layer's *output* ``a``, so the
-  forward pass need not keep the pre-activations. gelu and silu have no such
-  form: they are marked ``from_input`` and their ``backward(z, delta)`` takes
+  forward pass need not keep the pre-activations. gelu, silu and mish have no
+  such form: they are marked ``from_input`` and their ``backward(z, delta)`` takes
   the pre-activation, which the forward pass then keeps.
 
 All are stable for any finite input: no overflow warning for ``|z|`` up to the
@@ -34,6 +34,10 @@ from scipy.special import _ufuncs
 expit, ndtr = _ufuncs.expit, _ufuncs.ndtr
 
 LEAKY_SLOPE = 0.01  # leaky_relu's slope for z < 0
+# SELU's constants (Klambauer et al., 2017): the fixed point of mean 0 and
+# variance 1 for standard-normal weights.
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
@@ -149,6 +153,38 @@ def silu_backward(z, delta):
     derivative *= z
     derivative += 1.0
     derivative *= s
+    delta *= derivative
+
+
+def selu(z):
+    """f(z) = lambda z for z > 0, else lambda alpha (exp(z) - 1) (SELU), as
+    lambda (max(z, 0) + alpha expm1(min(z, 0)))."""
+    negative_part = np.expm1(np.minimum(z, 0.0))
+    negative_part *= SELU_ALPHA
+    np.maximum(z, 0.0, out=z)
+    z += negative_part
+    z *= SELU_SCALE
+    return z
+
+
+def selu_backward(a, delta):
+    """f'(z) = lambda where z > 0 (a > 0), else lambda alpha exp(z) =
+    a + lambda alpha."""
+    delta *= np.where(a > 0, SELU_SCALE, a + SELU_SCALE * SELU_ALPHA)
+
+
+def mish(z):
+    """f(z) = z tanh(softplus(z)) (Misra, 2019); softplus as logaddexp(0, z)."""
+    return np.multiply(z, np.tanh(np.logaddexp(0.0, z)), out=z)
+
+
+def mish_backward(z, delta):
+    """f'(z) = t + z (1 - t^2) sigmoid(z), t = tanh(softplus(z))."""
+    t = np.tanh(np.logaddexp(0.0, z))
+    derivative = 1.0 - t * t
+    derivative *= z
+    derivative *= expit(z)
+    derivative += t
     delta *= derivative
 
 
@@ -268,7 +304,7 @@ def elu_backward_xp(xp, a, delta):
 
 def softplus_xp(xp, z):
     """max(z, 0) + log(1 + exp(-|z|)): logaddexp(0, z) without overflow."""
-    return xp.clip(z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+    return _softplus_of_input_xp(xp, z)
 
 
 def softplus_backward_xp(xp, a, delta):
@@ -293,6 +329,27 @@ def silu_backward_xp(xp, z, delta):
     return delta * (s * (1.0 + z * (1.0 - s)))
 
 
+def selu_xp(xp, z):
+    return SELU_SCALE * (xp.clip(z, min=0.0) + SELU_ALPHA * xp.expm1(xp.clip(z, max=0.0)))
+
+
+def selu_backward_xp(xp, a, delta):
+    return xp.where(a > 0, delta * SELU_SCALE, delta * (a + SELU_SCALE * SELU_ALPHA))
+
+
+def _softplus_of_input_xp(xp, z):
+    return xp.clip(z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def mish_xp(xp, z):
+    return z * xp.tanh(_softplus_of_input_xp(xp, z))
+
+
+def mish_backward_xp(xp, z, delta):
+    t = xp.tanh(_softplus_of_input_xp(xp, z))
+    return delta * (t + z * (1.0 - t * t) * stable_sigmoid_xp(xp, z))
+
+
 def _pair(name, from_input=False):
     functions = globals()
     return Activation(
@@ -305,7 +362,7 @@ def _pair(name, from_input=False):
 
 
 ACTIVATIONS = {
-    name: _pair(name, from_input=name in ("gelu", "silu"))
+    name: _pair(name, from_input=name in ("gelu", "silu", "mish"))
     for name in (
         "identity",
         "logistic",
@@ -316,5 +373,7 @@ ACTIVATIONS = {
         "softplus",
         "gelu",
         "silu",
+        "selu",
+        "mish",
     )
 }

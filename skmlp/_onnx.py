@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from ._activations import ERF_RANGE, erf_chebyshev
+from ._activations import ERF_RANGE, SELU_ALPHA, SELU_SCALE, erf_chebyshev
 from ._ops import to_host
 
 _SQRT_HALF = 0.7071067811865476
@@ -87,12 +87,18 @@ def _hidden_activation(graph, name, z):
             "Sub", [graph.node("Exp", [negative]), graph.constant("one", 1)]
         )
         return graph.node("Add", [graph.node("Relu", [z]), expm1])
-    if name == "softplus":  # log(1 + e^z) = max(z, 0) + log(1 + e^-|z|): no overflow
-        tail = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [z])])])
-        log_tail = graph.node(
-            "Log", [graph.node("Add", [tail, graph.constant("one", 1)])]
+    if name == "softplus":
+        return _softplus(graph, z)
+    if name == "selu":  # lambda (max(z, 0) + alpha (e^min(z, 0) - 1))
+        negative = graph.node("Min", [z, graph.constant("zero", 0)])
+        expm1 = graph.node(
+            "Sub", [graph.node("Exp", [negative]), graph.constant("one", 1)]
         )
-        return graph.node("Add", [graph.node("Relu", [z]), log_tail])
+        scaled = graph.node("Mul", [expm1, graph.constant("alpha", SELU_ALPHA)])
+        inner = graph.node("Add", [graph.node("Relu", [z]), scaled])
+        return graph.node("Mul", [inner, graph.constant("scale", SELU_SCALE)])
+    if name == "mish":  # z tanh(softplus(z))
+        return graph.node("Mul", [z, graph.node("Tanh", [_softplus(graph, z)])])
     if name == "gelu":  # exact: z Phi(z), Phi the standard normal CDF
         return graph.node("Mul", [z, _normal_cdf(graph, z)])
     if name == "silu":  # z sigmoid(z) = z / (1 + e^-z); not Mul(z, Sigmoid(z)),
@@ -102,6 +108,13 @@ def _hidden_activation(graph, name, z):
             "Div", [z, graph.node("Add", [exp_neg, graph.constant("one", 1)])]
         )
     raise NotImplementedError(f"skmlp's ONNX export has no activation {name!r}.")
+
+
+def _softplus(graph, z):
+    """log(1 + e^z) = max(z, 0) + log(1 + e^-|z|): no overflow."""
+    tail = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [z])])])
+    log_tail = graph.node("Log", [graph.node("Add", [tail, graph.constant("one", 1)])])
+    return graph.node("Add", [graph.node("Relu", [z]), log_tail])
 
 
 def _clenshaw(graph, u, coefficients):

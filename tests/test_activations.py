@@ -19,13 +19,22 @@ REFERENCE = {  # f(z) written independently (scipy / plain numpy)
     "gelu": lambda z: 0.5 * z * erfc(-z / np.sqrt(2)),
     # sigmoid(z) = (1 + tanh(z / 2)) / 2: no overflow for very negative z.
     "silu": lambda z: z * 0.5 * (1 + np.tanh(z / 2)),
+    # SELU's constants as its paper defines them, not read from skmlp.
+    "selu": lambda z: 1.0507009873554805
+    * np.where(z > 0, z, 1.6732632423543772 * (np.exp(np.minimum(z, 0)) - 1)),
+    "mish": lambda z: z * np.tanh(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0)),
 }
 
 
 # gelu's and silu's references use other special functions (erfc, tanh) whose
 # last bits differ from ndtr's and expit's, and which round to 0 in the far tail
 # (tanh(-25) == -1): compare to 1e-12 relative, 1e-15 absolute.
-TOLERANCE = {"gelu": (1e-12, 1e-15), "silu": (1e-12, 1e-15)}
+TOLERANCE = {
+    "gelu": (1e-12, 1e-15),
+    "silu": (1e-12, 1e-15),
+    "selu": (1e-12, 1e-15),
+    "mish": (1e-12, 1e-15),
+}
 
 
 def _derivative_applied(name, z, upstream):
