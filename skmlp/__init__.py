@@ -8,6 +8,7 @@ from ._display import LossCurveDisplay
 from ._estimators import BackpropClassifier, BackpropRegressor
 from ._gradcheck import check_gradients
 from ._onnx import register_when_imported
+from ._preprocessing import TabularPreprocessor
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ for _public in (
     BackpropClassifier,
     BackpropRegressor,
     LossCurveDisplay,
+    TabularPreprocessor,
     check_gradients,
 ):
     _public.__module__ = __name__
@@ -29,6 +31,7 @@ __all__ = [
     "BackpropClassifier",
     "BackpropRegressor",
     "LossCurveDisplay",
+    "TabularPreprocessor",
     "check_gradients",
     "__version__",
 ]

@@ -1,0 +1,750 @@
+"""TabularPreprocessor: a table as it comes, as the features a tabular MLP reads.
+
+Columns are typed once, in fit, the way HistGradientBoosting's
+``categorical_features='from_dtype'`` types them (extended to object, string
+and bool columns). Numeric columns are robustly scaled and smoothly clipped
+(RealMLP) or mapped to normal quantiles (TabM); categorical columns become one
++-1 feature, a one-hot block or an integer code for an embedding, each with a
+slot for missing and unknown values.
+
+Fitting is a transaction: every statistic is computed into locals and the
+fitted attributes are assigned together at the end, so a fit that raises
+leaves a fitted transformer exactly as it was. pandas is imported by the
+caller, never here: numpy input needs no pandas.
+"""
+
+import numbers
+import sys
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.preprocessing import QuantileTransformer
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
+
+SMOOTH_CLIP_BOUND = 3.0
+_KINDS = ("numeric", "indicator", "binary", "onehot", "code")
+_MISSING_TYPE_NAMES = ("NAType", "NaTType")  # pandas.NA and pandas.NaT
+
+
+# --- reading the table -------------------------------------------------------
+
+
+def _pandas():
+    """The pandas module if the caller imported it (a DataFrame implies it)."""
+    return sys.modules.get("pandas")
+
+
+def _is_dataframe(X):
+    pd = _pandas()
+    return pd is not None and isinstance(X, pd.DataFrame)
+
+
+def _is_series(column):
+    pd = _pandas()
+    return pd is not None and isinstance(column, pd.Series)
+
+
+def _as_table(X, estimator, *, fitting):
+    """X as a pandas DataFrame or a 2-D ndarray (object dtype kept as it is)."""
+    if type(X).__module__.partition(".")[0] == "polars":
+        X = X.to_pandas()  # column dtypes survive: Categorical/Enum -> category
+    if _is_dataframe(X):
+        _check_frame_shape(X, estimator, fitting=fitting)
+        return X
+    if isinstance(X, (list, tuple)):
+        X = np.asarray(X, dtype=object)  # numbers stay numbers beside strings
+    return check_array(
+        X,
+        dtype=None,
+        ensure_all_finite=False,
+        ensure_min_samples=1 if fitting else 0,
+        estimator=estimator,
+    )
+
+
+def _check_frame_shape(X, estimator, *, fitting):
+    name = type(estimator).__name__
+    if X.shape[1] == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+            f"is required by {name}: pass at least one column."
+        )
+    if fitting and X.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+            f"is required by {name}: fit needs at least one row."
+        )
+
+
+def _columns(table):
+    """(name, column) per column: the Series of a DataFrame, slices of an array."""
+    if _is_dataframe(table):
+        return [(str(name), table.iloc[:, j]) for j, name in enumerate(table.columns)]
+    return [(f"x{j}", table[:, j]) for j in range(table.shape[1])]
+
+
+def _is_missing(value):
+    """None, NaN, pandas.NA or pandas.NaT."""
+    if value is None or type(value).__name__ in _MISSING_TYPE_NAMES:
+        return True
+    return isinstance(value, (float, np.floating)) and value != value
+
+
+# --- column typing -----------------------------------------------------------
+
+
+def _dtype_is_categorical(dtype, name):
+    """from_dtype's rule for one pandas dtype; a TypeError for the untypeable."""
+    api = _pandas().api.types
+    if (
+        isinstance(dtype, _pandas().CategoricalDtype)
+        or api.is_bool_dtype(dtype)
+        or api.is_object_dtype(dtype)
+        or api.is_string_dtype(dtype)
+    ):
+        return True
+    if api.is_complex_dtype(dtype):
+        raise ValueError(
+            f"Complex data not supported: column {name!r} has dtype {dtype}; "
+            "split it into real and imaginary columns."
+        )
+    if api.is_numeric_dtype(dtype):
+        return False
+    raise TypeError(
+        f"Column {name!r} has dtype {dtype}, which is neither numeric nor "
+        "categorical; convert it to numbers (a datetime to a timestamp, for "
+        "example) or list it in categorical_features."
+    )
+
+
+def _categorical_mask(table, categorical_features, names):
+    """Which input columns are categorical, as a bool ndarray."""
+    spec = categorical_features
+    n_columns = len(names)
+    if spec is None or (isinstance(spec, str) and not _is_dataframe(table)):
+        return np.zeros(n_columns, dtype=bool)  # numpy input: numeric unless told
+    if isinstance(spec, str):  # "from_dtype" on a DataFrame
+        return np.array(
+            [
+                _dtype_is_categorical(d, n)
+                for d, n in zip(table.dtypes, names, strict=True)
+            ],
+            dtype=bool,
+        )
+    spec = np.asarray(spec)
+    if spec.ndim != 1:
+        raise ValueError(
+            "categorical_features must be 1-D (names, indices or a bool mask), "
+            f"got shape {spec.shape}."
+        )
+    if spec.size == 0:
+        return np.zeros(n_columns, dtype=bool)
+    if spec.dtype.kind == "b":
+        return _mask_from_bools(spec, n_columns)
+    if spec.dtype.kind in "iu":
+        return _mask_from_indices(spec, n_columns)
+    if spec.dtype.kind in "UO" and all(isinstance(s, str) for s in spec):
+        return _mask_from_names(spec, table)
+    raise ValueError(
+        "categorical_features must hold column names, integer indices or one "
+        f"bool per column, got {spec.tolist()!r}."
+    )
+
+
+def _mask_from_bools(spec, n_columns):
+    if spec.shape != (n_columns,):
+        raise ValueError(
+            f"categorical_features as a bool mask needs one entry per column "
+            f"({n_columns}), got {spec.shape[0]}."
+        )
+    return spec.copy()
+
+
+def _mask_from_indices(spec, n_columns):
+    if spec.min() < 0 or spec.max() >= n_columns:
+        raise ValueError(
+            f"categorical_features holds index {int(spec.max())} or "
+            f"{int(spec.min())}, outside [0, {n_columns - 1}]: pass indices of "
+            "existing columns."
+        )
+    mask = np.zeros(n_columns, dtype=bool)
+    mask[spec] = True
+    return mask
+
+
+def _mask_from_names(spec, table):
+    if not _is_dataframe(table):
+        raise ValueError(
+            "categorical_features names columns, but X has no column names; "
+            "pass a DataFrame, or indices or a bool mask."
+        )
+    columns = list(table.columns)
+    unknown = [name for name in spec if name not in columns]
+    if unknown:
+        raise ValueError(
+            f"categorical_features names {unknown}, which X does not have; "
+            f"its columns are {columns}."
+        )
+    return np.array([name in set(spec) for name in columns], dtype=bool)
+
+
+# --- numeric columns ---------------------------------------------------------
+
+
+def _numeric_values(column, name, when):
+    """A column as float64 (a copy), NaN where missing; errors name the column."""
+    if _is_series(column):
+        api = _pandas().api.types
+        if api.is_numeric_dtype(column.dtype) and not api.is_complex_dtype(
+            column.dtype
+        ):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            return _refuse_infinity(values.copy(), name, when)
+        column = column.to_numpy(dtype=object)
+    if column.dtype.kind in "biuf":
+        return _refuse_infinity(column.astype(np.float64), name, when)
+    if column.dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: column {name!r} holds complex numbers "
+            f"at {when}; split it into real and imaginary columns."
+        )
+    if column.dtype.kind not in "OUS":
+        raise TypeError(
+            f"Column {name!r} is numeric but has dtype {column.dtype} at {when}; "
+            "convert it to numbers."
+        )
+    return _refuse_infinity(_numbers_from_objects(column, name, when), name, when)
+
+
+def _numbers_from_objects(values, name, when):
+    strings = [v for v in values if isinstance(v, (str, bytes))]
+    if strings:
+        raise ValueError(
+            f"Column {name!r} is numeric but holds strings at {when}, such as "
+            f"{strings[0]!r}; convert it to numbers, or list it in "
+            "categorical_features when fitting."
+        )
+    filled = np.array(values, dtype=object)
+    filled[[_is_missing(v) for v in values]] = np.nan
+    try:
+        return filled.astype(np.float64)
+    except (TypeError, ValueError, OverflowError) as error:
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(
+            f"Column {name!r} is numeric but its values at {when} are not all "
+            f"numbers ({error}); convert them, or list the column in "
+            "categorical_features when fitting."
+        ) from None
+
+
+def _refuse_infinity(values, name, when):
+    if np.isinf(values).any():
+        raise ValueError(
+            f"Column {name!r} holds infinite values at {when}; replace them with "
+            "finite numbers, or with NaN to have them imputed."
+        )
+    return values
+
+
+def _robust_statistics(values, name):
+    """Median and robust scale of a column's observed values.
+
+    The scale is 1/(q75 - q25); when the IQR is 0, 1/(0.5 (max - min)); for a
+    constant column, 0.
+    """
+    observed = values[~np.isnan(values)]
+    if observed.size == 0:
+        raise ValueError(
+            f"Column {name!r} has only missing values in fit; drop it or fill it."
+        )
+    with np.errstate(all="ignore"):  # overflow is checked below
+        q25, median, q75 = np.percentile(observed, [25, 50, 75])
+        spread = q75 - q25 if q75 > q25 else 0.5 * (observed.max() - observed.min())
+        scale = 1.0 / spread if spread > 0 else 0.0
+    if not np.isfinite([median, spread, scale]).all():
+        raise ValueError(
+            f"Column {name!r} spans a range that float64 cannot scale (median "
+            f"{median}, spread {spread}); rescale the column."
+        )
+    return median, scale
+
+
+def smooth_clip(z):
+    """x / sqrt(1 + (x/3)^2): the identity near 0, bounded by +-3."""
+    z = np.clip(z, -1e300, 1e300)  # an overflowed +-inf becomes the bound
+    return z / np.hypot(1.0, z / SMOOTH_CLIP_BOUND)
+
+
+def _fit_quantile_normal(values, name_of):
+    """QuantileTransformer to a normal with TabM's n_quantiles, fitted on X_num."""
+    n_rows = values.shape[0]
+    n_quantiles = min(max(min(n_rows // 30, 1000), 10), n_rows)
+    transformer = QuantileTransformer(
+        n_quantiles=n_quantiles, output_distribution="normal", subsample=None
+    )
+    with np.errstate(all="ignore"):
+        transformer.fit(values)
+    bad = ~np.isfinite(transformer.quantiles_).all(axis=0)
+    if bad.any():
+        raise ValueError(
+            f"Column {name_of(np.flatnonzero(bad)[0])!r} spans a range whose "
+            "quantiles float64 cannot hold; rescale the column."
+        )
+    return transformer
+
+
+def _transform_numeric(values, center, scale, quantile_transformer):
+    """Scaled numeric block; a missing value is imputed by the median."""
+    filled = np.where(np.isnan(values), center, values)
+    if quantile_transformer is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (filled - center) * scale
+    elif len(values):
+        with np.errstate(all="ignore"):
+            z = quantile_transformer.transform(filled)
+    else:
+        z = filled
+    z[:, scale == 0] = 0.0  # constant columns
+    return smooth_clip(z) if quantile_transformer is None else z
+
+
+# --- categorical columns -----------------------------------------------------
+
+
+def _category_key(value):
+    """The text that identifies a value's category; None when it is missing.
+
+    Numbers are compared by value, whatever their type: True, 1, 1.0,
+    np.int8(1) and "1" are one category, and 2.5 and "2.5" another. Other
+    values are compared by ``str(value)``.
+    """
+    if _is_missing(value):
+        return None
+    if isinstance(value, (bool, np.bool_, numbers.Integral)):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _category_value(value):
+    """The value categories_ shows: a Python bool, int, float or str."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return int(value) if value.is_integer() else value
+    return value if isinstance(value, str) else str(value)
+
+
+def _sort_key(value):
+    """Numbers first, in numeric order, then text in lexical order."""
+    if isinstance(value, (bool, int, float)):
+        return (0, value, "")
+    return (1, 0, value)
+
+
+def _keys_and_values(column):
+    """Per row, the category key (None where missing) and the raw value."""
+    if _is_series(column) and isinstance(column.dtype, _pandas().CategoricalDtype):
+        categories = column.cat.categories.to_numpy(dtype=object)
+        keys = [_category_key(c) for c in categories] + [None]
+        codes = column.cat.codes.to_numpy()  # -1 where missing: the None above
+        return [keys[c] for c in codes], np.append(categories, None)[codes]
+    if _is_series(column):
+        column = column.to_numpy(dtype=object)
+    values = np.asarray(column, dtype=object)
+    return [_category_key(v) for v in values], values
+
+
+def _fit_categories(column, name):
+    """The observed categories of a column, sorted (empty categories dropped)."""
+    keys, values = _keys_and_values(column)
+    shown = {}
+    for key, value in zip(keys, values, strict=True):
+        if key is not None and key not in shown:
+            shown[key] = _category_value(value)
+    if not shown:
+        raise ValueError(
+            f"Column {name!r} has only missing values in fit; drop it or fill it."
+        )
+    return np.array(sorted(shown.values(), key=_sort_key), dtype=object)
+
+
+def _category_codes(column, categories):
+    """0 for missing or unknown, i for the i-th category (1-based)."""
+    lookup = {_category_key(c): i for i, c in enumerate(categories, start=1)}
+    keys, _ = _keys_and_values(column)
+    return np.fromiter((lookup.get(k, 0) for k in keys), dtype=np.intp, count=len(keys))
+
+
+def _encoding(n_categories, max_onehot_categories):
+    if n_categories <= 2:
+        return "binary"
+    return "onehot" if n_categories <= max_onehot_categories else "code"
+
+
+def _encode(codes, n_categories, encoding):
+    """The output columns of one categorical column, from its codes."""
+    if encoding == "binary":  # first category -1, second +1, missing 0
+        return np.select([codes == 1, codes == 2], [-1.0, 1.0], 0.0)[:, None]
+    if encoding == "onehot":  # slot 0: missing or unknown
+        return np.eye(n_categories + 1)[codes]
+    return codes.astype(np.float64)[:, None]
+
+
+# --- the estimator -----------------------------------------------------------
+
+
+class TabularPreprocessor(TransformerMixin, BaseEstimator):
+    """Numeric, categorical, boolean and string columns as features for an MLP.
+
+    Takes a pandas DataFrame as it is, missing values included, or a numpy
+    array, and returns one float64 array whose columns come in this order:
+
+    1. ``'numeric'``: each numeric column, robustly scaled and smoothly
+       clipped (RealMLP), or mapped to normal quantiles (TabM);
+    2. ``'indicator'``: 1 where a numeric column was missing, else 0, for each
+       numeric column that had missing values in fit;
+    3. ``'binary'``: each categorical column of at most two categories, as
+       -1 (first category), +1 (second) or 0 (missing or unknown);
+    4. ``'onehot'``: for each column of 3 to ``max_onehot_categories``
+       categories, a slot for missing or unknown values, then one per category;
+    5. ``'code'``: for each larger column, 0 for missing or unknown and ``i``
+       for the ``i``-th category, for an embedding layer.
+
+    Parameters
+    ----------
+    categorical_features : "from_dtype", None or array-like, default="from_dtype"
+        Which input columns are categorical.
+
+        - ``"from_dtype"``: a DataFrame's ``category``, ``object``, string and
+          ``bool`` columns (nullable ``boolean`` included); its other numeric
+          columns are numeric. A column of another dtype (datetime, period,
+          interval) is a TypeError. Every column of a numpy array is numeric.
+        - None: every column is numeric.
+        - array-like of str (column names), of int (indices) or of bool (one
+          per column): these columns are categorical, the others numeric.
+
+    numeric_transform : {"robust_smooth_clip", "quantile_normal"}, \
+            default="robust_smooth_clip"
+        ``"robust_smooth_clip"`` computes ``z = (x - median) * scale`` and
+        returns ``z / sqrt(1 + (z/3)^2)``; ``"quantile_normal"`` maps each
+        column through its empirical quantiles to a standard normal
+        (scikit-learn's :class:`~sklearn.preprocessing.QuantileTransformer`).
+
+    max_onehot_categories : int, default=8
+        Categorical columns with at most this many categories (and more than
+        two) are one-hot encoded; larger ones become integer codes.
+
+    add_missing_indicators : bool, default=True
+        Whether to add an indicator column for each numeric column that had
+        missing values in fit.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of input columns.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Input column names, when X has string column names.
+
+    is_categorical_ : ndarray of bool of shape (n_features_in_,)
+        Which input columns are categorical.
+
+    center_ : ndarray of shape (n_numeric_inputs,)
+        Median of each numeric input column, over its observed values; also
+        the value a missing entry is imputed with.
+
+    scale_ : ndarray of shape (n_numeric_inputs,)
+        ``1 / (q75 - q25)`` of each numeric input column; ``1 / (0.5 (max -
+        min))`` where the IQR is 0; 0 for a constant column (whose features
+        are then 0, whichever the transform).
+
+    missing_indicator_features_ : ndarray of int
+        Input indices of the numeric columns given a missing indicator.
+
+    quantile_transformer_ : QuantileTransformer or None
+        The fitted transformer for ``numeric_transform="quantile_normal"``.
+
+    categories_ : list of ndarray of object
+        For each categorical input column, in input order, the categories
+        observed in fit, sorted (numbers numerically, then strings). A
+        category declared by a pandas dtype but absent from fit has no slot.
+
+    categorical_encodings_ : ndarray of str
+        For each categorical input column: ``'binary'``, ``'onehot'`` or
+        ``'code'``.
+
+    feature_kinds_ : ndarray of str of shape (n_features_out,)
+        Kind of each output column: ``'numeric'``, ``'indicator'``,
+        ``'binary'``, ``'onehot'`` or ``'code'``.
+
+    numeric_columns_ : ndarray of int
+        Output indices of the ``'numeric'`` columns (for numeric embeddings).
+
+    onehot_columns_ : ndarray of int
+        Output indices of the ``'onehot'`` columns.
+
+    code_columns_ : ndarray of int
+        Output indices of the ``'code'`` columns.
+
+    code_cardinalities_ : ndarray of int
+        For each code column, its number of embedding slots: the categories
+        plus the missing/unknown slot 0.
+
+    See Also
+    --------
+    sklearn.ensemble.HistGradientBoostingClassifier : types DataFrame columns
+        the same way with ``categorical_features="from_dtype"``.
+    sklearn.preprocessing.RobustScaler : the scaling, without the clip.
+
+    Notes
+    -----
+    Categories are matched by value, so a column that was ``category`` in fit
+    and is ``object``, ``str`` or ``int`` at transform gives the same features.
+    A value's category is identified by text: numbers by their value written
+    out, integral ones as integers (``True``, ``1``, ``1.0`` and ``"1"`` are
+    one category; ``2.5`` and ``"2.5"`` another), anything else by
+    ``str(value)``. Values unseen in fit go to the missing/unknown slot.
+
+    A numeric column holding strings at transform, infinite values, a column
+    with only missing values in fit, a changed column set: each is a
+    ValueError or TypeError that names the column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skmlp import TabularPreprocessor
+    >>> X = pd.DataFrame({
+    ...     "age": [20.0, 30.0, 40.0, None],
+    ...     "smoker": [True, False, True, False],
+    ...     "city": pd.Categorical(["Oslo", "Rome", "Lima", "Oslo"]),
+    ... })
+    >>> pre = TabularPreprocessor().fit(X)
+    >>> pre.get_feature_names_out().tolist()
+    ['age', 'age_missing', 'smoker', 'city_missing', 'city_Lima', 'city_Oslo', \
+'city_Rome']
+    >>> pre.feature_kinds_.tolist()
+    ['numeric', 'indicator', 'binary', 'onehot', 'onehot', 'onehot', 'onehot']
+    >>> print(pre.transform(X).round(3))
+    [[-0.949  0.     1.     0.     0.     1.     0.   ]
+     [ 0.     0.    -1.     0.     0.     0.     1.   ]
+     [ 0.949  0.     1.     0.     1.     0.     0.   ]
+     [ 0.     1.    -1.     0.     0.     1.     0.   ]]
+    """
+
+    _parameter_constraints: dict = {
+        "categorical_features": [StrOptions({"from_dtype"}), "array-like", None],
+        "numeric_transform": [StrOptions({"robust_smooth_clip", "quantile_normal"})],
+        "max_onehot_categories": [Interval(Integral, 2, None, closed="left")],
+        "add_missing_indicators": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        categorical_features="from_dtype",
+        numeric_transform="robust_smooth_clip",
+        max_onehot_categories=8,
+        add_missing_indicators=True,
+    ):
+        self.categorical_features = categorical_features
+        self.numeric_transform = numeric_transform
+        self.max_onehot_categories = max_onehot_categories
+        self.add_missing_indicators = add_missing_indicators
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Type the columns and learn their statistics and categories.
+
+        Parameters
+        ----------
+        X : {DataFrame, array-like} of shape (n_samples, n_features)
+            The table; missing values (NaN, None, pandas.NA) are allowed.
+
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : TabularPreprocessor
+            The fitted transformer.
+        """
+        table = _as_table(X, self, fitting=True)
+        columns = _columns(table)
+        names = [name for name, _ in columns]
+        is_categorical = _categorical_mask(table, self.categorical_features, names)
+        numeric = self._fit_numeric(
+            [c for c, cat in zip(columns, is_categorical, strict=True) if not cat],
+            np.flatnonzero(~is_categorical),
+        )
+        categories = [
+            _fit_categories(column, name)
+            for (name, column), cat in zip(columns, is_categorical, strict=True)
+            if cat
+        ]
+        encodings = np.array(
+            [_encoding(len(c), self.max_onehot_categories) for c in categories],
+            dtype=str,
+        )
+        validate_data(self, table, reset=True, skip_check_array=True)
+        # Nothing above assigned fitted state; from here on nothing can fail.
+        self.is_categorical_ = is_categorical
+        self.center_, self.scale_, indicators, self.quantile_transformer_ = numeric
+        self.missing_indicator_features_ = indicators
+        self.categories_ = categories
+        self.categorical_encodings_ = encodings
+        self._set_output_layout()
+        return self
+
+    def _fit_numeric(self, columns, input_indices):
+        """center, scale, indicator inputs and quantile transformer (or None)."""
+        values = _stack([_numeric_values(c, name, "fit") for name, c in columns])
+        statistics = [
+            _robust_statistics(v, name)
+            for v, (name, _) in zip(values.T, columns, strict=True)
+        ]
+        center = np.array([s[0] for s in statistics], dtype=np.float64)
+        scale = np.array([s[1] for s in statistics], dtype=np.float64)
+        had_missing = np.isnan(values).any(axis=0) & self.add_missing_indicators
+        quantile_transformer = None
+        if self.numeric_transform == "quantile_normal" and columns:
+            quantile_transformer = _fit_quantile_normal(values, lambda j: columns[j][0])
+        return center, scale, input_indices[had_missing], quantile_transformer
+
+    def _set_output_layout(self):
+        """feature_kinds_ and the index arrays the model reads."""
+        n_per_kind = {
+            "numeric": len(self.center_),
+            "indicator": len(self.missing_indicator_features_),
+            "binary": int(np.sum(self.categorical_encodings_ == "binary")),
+            "onehot": sum(
+                len(c) + 1
+                for c, e in zip(
+                    self.categories_, self.categorical_encodings_, strict=True
+                )
+                if e == "onehot"
+            ),
+            "code": int(np.sum(self.categorical_encodings_ == "code")),
+        }
+        kinds = np.array(
+            [kind for kind in _KINDS for _ in range(n_per_kind[kind])], dtype=str
+        )
+        self.feature_kinds_ = kinds
+        self.numeric_columns_ = np.flatnonzero(kinds == "numeric")
+        self.onehot_columns_ = np.flatnonzero(kinds == "onehot")
+        self.code_columns_ = np.flatnonzero(kinds == "code")
+        self.code_cardinalities_ = np.array(
+            [
+                len(c) + 1
+                for c, e in zip(
+                    self.categories_, self.categorical_encodings_, strict=True
+                )
+                if e == "code"
+            ],
+            dtype=np.intp,
+        )
+
+    def transform(self, X):
+        """Encode X with what fit learned.
+
+        Parameters
+        ----------
+        X : {DataFrame, array-like} of shape (n_samples, n_features)
+            The same columns as in fit; 0 rows are allowed. Values unseen in
+            fit and missing values are allowed in every column.
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, n_features_out)
+            The features, in the order of ``feature_kinds_``.
+        """
+        check_is_fitted(self)
+        table = _as_table(X, self, fitting=False)
+        validate_data(self, table, reset=False, skip_check_array=True)
+        columns = _columns(table)
+        numeric = [
+            c for c, cat in zip(columns, self.is_categorical_, strict=True) if not cat
+        ]
+        values = _stack(
+            [_numeric_values(c, name, "transform") for name, c in numeric],
+            n_rows=table.shape[0],
+        )
+        position = np.cumsum(~self.is_categorical_) - 1
+        blocks = [
+            _transform_numeric(
+                values, self.center_, self.scale_, self.quantile_transformer_
+            ),
+            np.isnan(values[:, position[self.missing_indicator_features_]]).astype(
+                np.float64
+            ),
+        ]
+        categorical = [
+            c for c, cat in zip(columns, self.is_categorical_, strict=True) if cat
+        ]
+        encoded = {kind: [] for kind in ("binary", "onehot", "code")}
+        for (_, column), categories, encoding in zip(
+            categorical, self.categories_, self.categorical_encodings_, strict=True
+        ):
+            codes = _category_codes(column, categories)
+            encoded[encoding].append(_encode(codes, len(categories), encoding))
+        blocks += [b for kind in ("binary", "onehot", "code") for b in encoded[kind]]
+        return np.hstack([b.reshape(table.shape[0], -1) for b in blocks])
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input column names; by default ``feature_names_in_``, or
+            ``x0, x1, ...`` when X had none.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``name`` for numeric, binary and code columns, ``name_missing``
+            for indicators and one-hot missing slots, ``name_category`` for
+            one-hot slots.
+        """
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        categorical = names[self.is_categorical_]
+        out = {kind: [] for kind in _KINDS}
+        out["numeric"] = list(names[~self.is_categorical_])
+        out["indicator"] = [
+            f"{names[j]}_missing" for j in self.missing_indicator_features_
+        ]
+        for name, categories, encoding in zip(
+            categorical, self.categories_, self.categorical_encodings_, strict=True
+        ):
+            if encoding == "onehot":
+                out[encoding] += [f"{name}_missing"] + [
+                    f"{name}_{c}" for c in categories
+                ]
+            else:
+                out[encoding].append(str(name))
+        return np.asarray([n for kind in _KINDS for n in out[kind]], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _stack(columns, n_rows=None):
+    """Columns side by side as (n_rows, len(columns)), also for no column."""
+    if columns:
+        return np.column_stack(columns)
+    return np.empty((n_rows or 0, 0))
