@@ -1,0 +1,661 @@
+"""Layers, each with its forward pass and its hand-derived backward side by side.
+
+A layer is configuration only (sizes, activation, fixed state such as bin
+edges); its parameters are views into the network's ONE flat vector
+(``_stack.Network``), handed to it on every call as a dict ``P`` with the
+gradient views ``G`` beside it. The protocol, as in thinc, is::
+
+    Y, backprop = layer.forward(P, G, X, ctx)      # Y: this layer's output
+    dX = backprop(dY)                               # writes dL/dP into G
+
+``backprop`` closes over what the forward pass kept, and returns ``dL/dX``, or
+None when ``ctx`` says nothing upstream learns (the first layer). Every array
+operation goes through ``ctx.ops`` (the engine: numpy, or an array-API
+namespace such as torch) or its namespace ``ctx.xp``, so one layer source runs
+on every engine.
+
+Shapes: a batch is ``(rows, width)``. With an ensemble of ``k`` members (TabM's
+BatchEnsemble), rows are ``k * n``, member-major: rows ``i*n .. (i+1)*n - 1``
+belong to member ``i``. A member layer reshapes to ``(k, n, width)`` for its
+per-member vectors and back to ``(k * n, width)`` for the shared matmul: one
+matmul for all members, never a Python loop over them.
+
+Each layer declares its parameters as :class:`Param` entries with a
+learning-rate and a weight-decay multiplier (parameter groups), and whether
+the drop-ins' L2 penalty ``alpha`` applies (``penalized``: the weight matrices
+of :class:`Dense`).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._activations import ACTIVATIONS
+
+TWO_PI = 2 * math.pi
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter array of a layer: its name, shape and group settings.
+
+    ``lr_scale`` multiplies the learning rate, ``wd_scale`` the decoupled
+    weight decay; ``penalized`` entries (the drop-ins' weight matrices) are
+    packed first in the flat vector, where the L2 penalty ``alpha`` reads them.
+    """
+
+    name: str
+    shape: tuple
+    penalized: bool = False
+    lr_scale: float = 1.0
+    wd_scale: float = 1.0
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+
+class Context:
+    """The settings of one pass through a stack.
+
+    Parameters
+    ----------
+    ops : NumpyOps or ArrayAPIOps
+        The engine of the arrays.
+    train : bool
+        Training pass: dropout draws (or reads) masks.
+    rng : numpy.random.Generator or RandomState, optional
+        Where dropout's masks come from (drawn on the host).
+    masks : dict, optional
+        Fixed dropout masks by layer index (tests and the drop-ins' loop).
+    input_grad : bool
+        Whether the first layer returns dL/dX (a gradient check of the input).
+    outputs, deltas : list, optional
+        Per-layer scratch buffers (a drop-in workspace) for Dense layers.
+    """
+
+    def __init__(
+        self,
+        ops,
+        train=False,
+        rng=None,
+        masks=None,
+        input_grad=False,
+        outputs=None,
+        deltas=None,
+        ones=None,
+    ):
+        self.ops, self.xp = ops, ops.xp
+        self.train, self.rng, self.masks = train, rng, masks
+        self.input_grad = input_grad
+        self.outputs, self.deltas, self.ones = outputs, deltas, ones
+        self.index = 0  # the layer being run, set by the stack
+
+    def needs_input_grad(self):
+        return self.index > 0 or self.input_grad
+
+    def mask(self):
+        return None if self.masks is None else self.masks.get(self.index)
+
+    def out(self):
+        return None if self.outputs is None else self.outputs[self.index]
+
+    def delta_out(self):
+        """Buffer for dL/dX of the current layer (the previous layer's delta)."""
+        if self.deltas is None or self.index == 0:
+            return None
+        return self.deltas[self.index - 1]
+
+
+def _concat(xp, arrays, axis):
+    concat = getattr(xp, "concat", None) or xp.concatenate  # numpy < 2
+    return concat(arrays, axis=axis)
+
+
+def _permute(xp, x, axes):
+    permute = getattr(xp, "permute_dims", None) or xp.transpose  # numpy < 2
+    return permute(x, axes)
+
+
+def _apply_activation(ops, name, z):
+    """f(z) as a new array (z is left as it is)."""
+    activation = ACTIVATIONS[name]
+    if ops.is_numpy:
+        return activation.forward(z.copy())
+    return activation.forward_xp(ops.xp, z)
+
+
+def _uniform(rng, bound, shape):
+    return rng.uniform(-bound, bound, shape)
+
+
+class Layer:
+    """Base: a layer with no parameters and no fixed state."""
+
+    params = ()
+
+    def initialize(self, P, X, rng):
+        """Fill the parameter views ``P`` (host numpy arrays) before training;
+        ``X``: what this layer receives, on the host (data-dependent init)."""
+
+
+class Dense(Layer):
+    """A fully connected layer with its activation fused: ``a = f(z)``,
+
+    ``z = c X W + b``, with ``c = 1`` (standard parametrisation) or
+    ``c = 1 / sqrt(n_in)`` (NTK parametrisation, ``ntk=True``).
+
+    Shapes: X (rows, n_in), W (n_in, n_out), b (n_out,), a (rows, n_out).
+
+    The four equations of backpropagation, for ``delta = dL/dz``::
+
+        (1) dL/dz = dL/da * f'(z)          (times dropout's mask m when the
+                                            next layer saw f(z) * m)
+        (2) dL/dW = c X^T dL/dz
+        (3) dL/db = 1^T dL/dz              (sum over rows)
+        (4) dL/dX = c dL/dz W^T
+
+    f' is read from the output a (or from z for ``from_input`` activations),
+    as ``_activations.py`` defines it.
+
+    Initialisation: ``init='glorot'`` draws scikit-learn's MLP init (uniform
+    in +-sqrt(6 / (n_in + n_out)), +-sqrt(2 / ...) for logistic) for W and b;
+    ``init='data'`` (RealMLP's, with ``ntk=True``) draws W from N(0, 1),
+    rescales each unit so that its pre-activation ``c X W`` has unit standard
+    deviation on the initialisation rows, and sets each bias to minus that
+    pre-activation at a random row, so every unit starts with its kink inside
+    the data.
+    """
+
+    def __init__(
+        self,
+        n_in,
+        n_out,
+        activation="identity",
+        *,
+        ntk=False,
+        init="glorot",
+        penalized=True,
+        weight_lr_scale=1.0,
+        weight_wd_scale=1.0,
+        bias_lr_scale=1.0,
+        bias_wd_scale=1.0,
+    ):
+        self.n_in, self.n_out, self.activation = n_in, n_out, activation
+        self.ntk, self.init = ntk, init
+        self.scale = 1 / math.sqrt(n_in) if ntk else 1.0
+        self.params = (
+            Param("W", (n_in, n_out), penalized, weight_lr_scale, weight_wd_scale),
+            Param("b", (n_out,), False, bias_lr_scale, bias_wd_scale),
+        )
+
+    def initialize(self, P, X, rng):
+        if self.init == "data":
+            W = rng.standard_normal((self.n_in, self.n_out))
+            z = (X @ W) * self.scale
+            std = z.std(axis=0)
+            std[~(std > 0)] = 1.0  # a unit no row moves keeps its scale
+            P["W"][...] = W / std
+            rows = rng.randint(X.shape[0], size=self.n_out)
+            P["b"][...] = -z[rows, np.arange(self.n_out)] / std
+            return
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        bound = math.sqrt(factor / (self.n_in + self.n_out))
+        P["W"][...] = _uniform(rng, bound, (self.n_in, self.n_out))
+        P["b"][...] = _uniform(rng, bound, (self.n_out,))
+
+    def forward(self, P, G, X, ctx):
+        ops, W = ctx.ops, P["W"]
+        z = ops.matmul(X, W, ctx.out())  # X W
+        if self.ntk:
+            z *= self.scale
+        from_input = ACTIVATIONS[self.activation].from_input
+        a, z_kept = ops.activate(self.activation, z, P["b"], from_input)
+        f_input = z_kept if from_input else a  # what f' reads in (1)
+        mask = ctx.mask()
+        if mask is not None:  # inverted dropout, fused: the next layer sees f(z) m
+            a = a * mask
+        needs_input_grad, delta_out, ones = (
+            ctx.needs_input_grad(),
+            ctx.delta_out(),
+            ctx.ones,
+        )
+
+        def backprop(dA):
+            delta = ops.activation_backward(self.activation, f_input, dA, mask)  # (1)
+            if self.ntk:
+                ops.bias_gradient(delta, ones, G["b"])  # (3)
+                delta = delta * self.scale
+                ops.weight_gradient(X, delta, G["W"])  # (2)
+            else:
+                ops.weight_gradient(X, delta, G["W"])  # (2)
+                ops.bias_gradient(delta, ones, G["b"])  # (3)
+            if not needs_input_grad:
+                return None
+            return ops.matmul(delta, W.T, delta_out)  # (4)
+
+        return a, backprop
+
+
+class Activation(Layer):
+    """``Y = f(X)`` elementwise, for stacks whose linear layers carry none."""
+
+    def __init__(self, activation):
+        self.activation = activation
+
+    def forward(self, P, G, X, ctx):
+        Y = _apply_activation(ctx.ops, self.activation, X)
+        f_input = X if ACTIVATIONS[self.activation].from_input else Y
+
+        def backprop(dY):
+            return ctx.ops.activation_backward(self.activation, f_input, dY * 1)
+
+        return Y, backprop
+
+
+class ParametricActivation(Layer):
+    """RealMLP's parametric activation, one alpha per unit, alpha = 1 at init:
+
+    ``Y = X + alpha * (f(X) - X)``  (alpha = 0: identity; alpha = 1: f).
+
+    Shapes: X, Y (rows, width); alpha (width,). Backward::
+
+        dL/dalpha = sum over rows of dL/dY * (f(X) - X)
+        dL/dX     = dL/dY * (1 - alpha) + f'(X) * (alpha dL/dY)
+    """
+
+    def __init__(self, width, activation, lr_scale=1.0, wd_scale=0.0):
+        self.width, self.activation = width, activation
+        self.params = (Param("alpha", (width,), False, lr_scale, wd_scale),)
+
+    def initialize(self, P, X, rng):
+        P["alpha"][...] = 1.0
+
+    def forward(self, P, G, X, ctx):
+        xp, alpha = ctx.xp, P["alpha"]
+        fX = _apply_activation(ctx.ops, self.activation, X)
+        difference = fX - X
+        Y = X + alpha * difference
+        f_input = X if ACTIVATIONS[self.activation].from_input else fX
+
+        def backprop(dY):
+            G["alpha"][...] = xp.sum(dY * difference, axis=0)
+            through_f = ctx.ops.activation_backward(
+                self.activation, f_input, dY * alpha
+            )
+            return dY * (1.0 - alpha) + through_f
+
+        return Y, backprop
+
+
+class Scale(Layer):
+    """A learnable per-feature scale (RealMLP's first layer, lr x6 there):
+
+    ``Y = X * s``, s (width,) initialised to 1. Backward::
+
+        dL/ds = sum over rows of dL/dY * X          dL/dX = dL/dY * s
+    """
+
+    def __init__(self, width, lr_scale=6.0, wd_scale=0.0):
+        self.width = width
+        self.params = (Param("s", (width,), False, lr_scale, wd_scale),)
+
+    def initialize(self, P, X, rng):
+        P["s"][...] = 1.0
+
+    def forward(self, P, G, X, ctx):
+        xp, s = ctx.xp, P["s"]
+
+        def backprop(dY):
+            G["s"][...] = xp.sum(dY * X, axis=0)
+            return dY * s
+
+        return X * s, backprop
+
+
+class Dropout(Layer):
+    """Inverted dropout: ``Y = X * m``, m_ij = 1 / (1 - rate) with probability
+    1 - rate, else 0; identity outside training. ``dL/dX = dL/dY * m``."""
+
+    def __init__(self, rate):
+        self.rate = rate
+
+    def forward(self, P, G, X, ctx):
+        if not ctx.train or self.rate == 0:
+            return X, lambda dY: dY
+        mask = ctx.mask()
+        if mask is None:
+            keep = ctx.rng.uniform(size=X.shape) >= self.rate
+            mask = ctx.ops.asarray(keep / (1.0 - self.rate), dtype=X.dtype)
+
+        return X * mask, lambda dY: dY * mask
+
+
+class _ColumnSplit:
+    """The numeric columns an embedding encodes, and the ones it passes on.
+
+    Output columns: every numeric column's block first (in ``numeric``
+    order), then the other input columns in their order.
+    """
+
+    def __init__(self, n_in, numeric):
+        self.n_in = n_in
+        self.numeric = np.asarray(numeric, dtype=np.intp)
+        self.others = np.setdiff1d(np.arange(n_in), self.numeric)
+        order = np.concatenate([self.numeric, self.others])
+        self.inverse = np.argsort(order)  # block columns -> input positions
+
+    def split(self, ctx, X):
+        xp = ctx.xp
+        numeric = xp.take(X, ctx.ops.asarray(self.numeric), axis=1)
+        others = xp.take(X, ctx.ops.asarray(self.others), axis=1)
+        return numeric, others
+
+    def merge_gradients(self, ctx, d_numeric, d_others):
+        """dL/dX in input column order from the two parts' gradients."""
+        xp = ctx.xp
+        joined = _concat(xp, [d_numeric, d_others], axis=1)
+        return xp.take(joined, ctx.ops.asarray(self.inverse), axis=1)
+
+
+class PeriodicEmbedding(Layer):
+    """RealMLP's "PBLD" numeric embedding: for each numeric column j,
+
+    ``h_j = cos(2 pi w_j x_j + phi_j)``  (w_j, phi_j in R^F, F = 16),
+    ``e_j = h_j V_j + c_j``              (V_j: F x p, p = 3),
+
+    and the layer outputs ``[x_j, e_j]`` (1 + p values) for every numeric
+    column, then the other columns unchanged. Init: w ~ N(0, sigma^2)
+    (sigma = 0.1), phi ~ U[-pi, pi], V and c uniform in +-1/sqrt(F); learning
+    rate x0.1 for all four.
+
+    Shapes (m numeric columns, n rows): w, phi (m, F); V (m, F, p); c (m, p);
+    internally u, h (m, n, F) and e (m, n, p): the m columns' small linear
+    maps are one batched matmul. Backward, with g = dL/de (m, n, p)::
+
+        dL/dc = sum_n g          dL/dV = h^T g          dL/dh = g V^T
+        dL/du = -sin(u) dL/dh    dL/dphi = sum_n dL/du
+        dL/dw = 2 pi sum_n x dL/du
+        dL/dx_j = dL/d(x_j passed on) + 2 pi sum_F w dL/du
+    """
+
+    def __init__(
+        self,
+        n_in,
+        numeric,
+        n_frequencies=16,
+        n_embedding=3,
+        sigma=0.1,
+        lr_scale=0.1,
+        wd_scale=0.0,
+    ):
+        self.columns = _ColumnSplit(n_in, numeric)
+        self.sigma = sigma
+        m, F, p = len(self.columns.numeric), n_frequencies, n_embedding
+        self.n_out = m * (1 + p) + len(self.columns.others)
+        self.params = (
+            Param("w", (m, F), False, lr_scale, wd_scale),
+            Param("phi", (m, F), False, lr_scale, 0.0),
+            Param("V", (m, F, p), False, lr_scale, wd_scale),
+            Param("c", (m, p), False, lr_scale, 0.0),
+        )
+
+    def initialize(self, P, X, rng):
+        m, F = P["w"].shape
+        P["w"][...] = rng.normal(scale=self.sigma, size=(m, F))
+        P["phi"][...] = rng.uniform(-math.pi, math.pi, (m, F))
+        P["V"][...] = _uniform(rng, 1 / math.sqrt(F), P["V"].shape)
+        P["c"][...] = _uniform(rng, 1 / math.sqrt(F), P["c"].shape)
+
+    def forward(self, P, G, X, ctx):
+        xp = ctx.xp
+        w, phi, V = P["w"], P["phi"], P["V"]
+        numeric, others = self.columns.split(ctx, X)  # (n, m), (n, rest)
+        x = _permute(xp, numeric, (1, 0))[:, :, None]  # (m, n, 1)
+        u = (TWO_PI * x) * w[:, None, :] + phi[:, None, :]  # (m, n, F)
+        h = xp.cos(u)
+        e = xp.matmul(h, V) + P["c"][:, None, :]  # (m, n, p)
+        blocks = _concat(xp, [x, e], axis=2)  # (m, n, 1 + p)
+        n = X.shape[0]
+        Y = _concat(
+            xp, [xp.reshape(_permute(xp, blocks, (1, 0, 2)), (n, -1)), others], axis=1
+        )
+        needs_input_grad = ctx.needs_input_grad()
+
+        def backprop(dY):
+            m, width = w.shape[0], blocks.shape[2]
+            d_blocks = _permute(
+                xp, xp.reshape(dY[:, : m * width], (n, m, width)), (1, 0, 2)
+            )
+            g = d_blocks[:, :, 1:]  # dL/de (m, n, p)
+            G["c"][...] = xp.sum(g, axis=1)
+            G["V"][...] = xp.matmul(_permute(xp, h, (0, 2, 1)), g)
+            du = -xp.sin(u) * xp.matmul(g, _permute(xp, V, (0, 2, 1)))
+            G["phi"][...] = xp.sum(du, axis=1)
+            G["w"][...] = TWO_PI * xp.sum(du * x, axis=1)
+            if not needs_input_grad:
+                return None
+            dx = d_blocks[:, :, 0] + TWO_PI * xp.sum(du * w[:, None, :], axis=2)
+            return self.columns.merge_gradients(
+                ctx, _permute(xp, dx, (1, 0)), dY[:, m * width :]
+            )
+
+        return Y, backprop
+
+
+class PiecewiseLinearEncoding(Layer):
+    """Piecewise-linear encoding of numeric columns (Gorishniy et al., 2022).
+
+    Each numeric column j gets T bins with edges ``q_0 < ... < q_T`` at the
+    training rows' quantiles (``initialize``: fixed state, not parameters).
+    Component t of the encoding is ``(x - q_{t-1}) / (q_t - q_{t-1})``
+    clipped to [0, 1]; the first component is not clipped below, the last
+    not above, so the encoding extrapolates linearly. A bin of zero width (a
+    repeated quantile) is the step ``x >= q_t``. Output: T values per numeric
+    column, then the other columns. No parameters; dL/dx_j sums
+    ``dL/de_t / width_t`` over the components whose clip is inactive.
+    """
+
+    def __init__(self, n_in, numeric, n_bins=48):
+        self.columns = _ColumnSplit(n_in, numeric)
+        self.n_bins = n_bins
+        self.n_out = len(self.columns.numeric) * n_bins + len(self.columns.others)
+        self.edges = None  # (m, T + 1), set by initialize
+
+    def initialize(self, P, X, rng):
+        numeric = np.asarray(X, dtype=np.float64)[:, self.columns.numeric]
+        levels = np.linspace(0, 1, self.n_bins + 1)
+        self.edges = np.quantile(numeric, levels, axis=0).T
+
+    def _bins(self, ctx, like):
+        lower = self.edges[:, :-1]
+        width = self.edges[:, 1:] - lower
+        inverse = np.where(width > 0, 1 / np.where(width > 0, width, 1), 0.0)
+        low_open = np.zeros_like(width, dtype=bool)
+        low_open[:, 0] = True  # first bin: not clipped below
+        high_open = np.zeros_like(low_open)
+        high_open[:, -1] = True  # last bin: not clipped above
+        ops = ctx.ops
+        return (
+            ops.astype_like(ops.asarray(lower.ravel()), like),
+            ops.astype_like(ops.asarray(inverse.ravel()), like),
+            ops.asarray((width > 0).ravel()),
+            ops.asarray(low_open.ravel()),
+            ops.asarray(high_open.ravel()),
+        )
+
+    def forward(self, P, G, X, ctx):
+        xp = ctx.xp
+        numeric, others = self.columns.split(ctx, X)
+        n, m, T = X.shape[0], numeric.shape[1], self.n_bins
+        lower, inverse, has_width, low_open, high_open = self._bins(ctx, X)
+        x = xp.reshape(
+            xp.broadcast_to(numeric[:, :, None], (n, m, T)), (n, m * T)
+        )  # each column repeated over its bins
+        ramp = (x - lower) * inverse
+        zeros, ones = xp.zeros_like(ramp), xp.ones_like(ramp)
+        step = xp.where(x >= lower, ones, zeros)  # zero-width bins
+        ramp = xp.where(has_width, ramp, step)
+        encoded = xp.where(low_open | (ramp > 0), ramp, zeros)
+        encoded = xp.where(high_open | (encoded < 1), encoded, ones)
+        inside = (encoded == ramp) & has_width  # the clip is inactive
+        inside &= (ramp > 0) | low_open
+        inside &= (ramp < 1) | high_open
+        slope = xp.where(inside, inverse, xp.zeros_like(inverse))
+        Y = _concat(xp, [encoded, others], axis=1)
+        needs_input_grad = ctx.needs_input_grad()
+
+        def backprop(dY):
+            if not needs_input_grad:
+                return None
+            d_encoded = xp.reshape(dY[:, : m * T] * slope, (n, m, T))
+            return self.columns.merge_gradients(
+                ctx, xp.sum(d_encoded, axis=2), dY[:, m * T :]
+            )
+
+        return Y, backprop
+
+
+class EnsembleAdapter(Layer):
+    """TabM-mini's adapter: the start of the member axis.
+
+    ``Y_i = X * r_i`` for members i = 1..k: X (n, width) -> Y (k n, width),
+    r (k, width) initialised to random signs (+-1), so that the members of a
+    shared MLP behind it differ from the first step. Backward::
+
+        dL/dr_i = sum over rows of dL/dY_i * X      dL/dX = sum_i dL/dY_i * r_i
+    """
+
+    def __init__(self, n_members, width, init="random_signs", lr_scale=1.0):
+        self.n_members, self.width, self.init = n_members, width, init
+        self.params = (Param("r", (n_members, width), False, lr_scale, 0.0),)
+
+    def initialize(self, P, X, rng):
+        if self.init == "random_signs":
+            P["r"][...] = 2.0 * rng.randint(0, 2, size=P["r"].shape) - 1.0
+        else:
+            P["r"][...] = 1.0
+
+    def forward(self, P, G, X, ctx):
+        xp, r, k = ctx.xp, P["r"], self.n_members
+        n = X.shape[0]
+        Y = xp.reshape(X[None, :, :] * r[:, None, :], (k * n, self.width))
+        needs_input_grad = ctx.needs_input_grad()
+
+        def backprop(dY):
+            d3 = xp.reshape(dY, (k, n, self.width))
+            G["r"][...] = xp.sum(d3 * X[None, :, :], axis=1)
+            return xp.sum(d3 * r[:, None, :], axis=0) if needs_input_grad else None
+
+        return Y, backprop
+
+
+class BatchEnsembleDense(Layer):
+    """TabM's BatchEnsemble linear layer: k members sharing one W,
+
+    ``Y_i = ((X_i * r_i) W c) * s_i + b_i``, c = 1 or 1/sqrt(n_in) (``ntk``).
+
+    Shapes: X (k n, n_in), or (n, n_in) with ``expand=True`` (every member
+    reads the same rows: the first layer); W (n_in, n_out); r (k, n_in);
+    s, b (k, n_out); Y (k n, n_out). The members' rows go through W as one
+    (k n, n_in) @ (n_in, n_out) product. Init: W and b uniform in
+    +-1/sqrt(n_in); r random signs when ``random_signs`` (TabM: only the first
+    layer's), else 1; s = 1. Backward, with g_i = dL/dY_i and z_i = (X_i r_i) W c::
+
+        dL/db_i = sum_n g_i     dL/ds_i = sum_n g_i * z_i     dz = g * s
+        dL/dW = c (X r)^T dz    d(X r) = c dz W^T
+        dL/dr_i = sum_n d(X r)_i * X_i     dL/dX_i = d(X r)_i * r_i
+    """
+
+    def __init__(
+        self, n_in, n_out, n_members, *, expand=False, random_signs=False, ntk=False
+    ):
+        self.n_in, self.n_out, self.n_members = n_in, n_out, n_members
+        self.expand, self.random_signs = expand, random_signs
+        self.scale = 1 / math.sqrt(n_in) if ntk else 1.0
+        k = n_members
+        self.params = (
+            Param("W", (n_in, n_out)),
+            Param("r", (k, n_in), wd_scale=0.0),
+            Param("s", (k, n_out), wd_scale=0.0),
+            Param("b", (k, n_out), wd_scale=0.0),
+        )
+
+    def initialize(self, P, X, rng):
+        bound = 1 / math.sqrt(self.n_in)
+        P["W"][...] = _uniform(rng, bound, P["W"].shape)
+        P["b"][...] = _uniform(rng, bound, P["b"].shape)
+        P["s"][...] = 1.0
+        if self.random_signs:
+            P["r"][...] = 2.0 * rng.randint(0, 2, size=P["r"].shape) - 1.0
+        else:
+            P["r"][...] = 1.0
+
+    def forward(self, P, G, X, ctx):
+        xp, k = ctx.xp, self.n_members
+        W, r, s = P["W"], P["r"], P["s"]
+        n = X.shape[0] if self.expand else X.shape[0] // k
+        X3 = X[None, :, :] if self.expand else xp.reshape(X, (k, n, self.n_in))
+        Xr = xp.reshape(X3 * r[:, None, :], (k * n, self.n_in))
+        z3 = xp.reshape(xp.matmul(Xr, W) * self.scale, (k, n, self.n_out))
+        Y = xp.reshape(z3 * s[:, None, :] + P["b"][:, None, :], (k * n, self.n_out))
+        needs_input_grad = ctx.needs_input_grad()
+
+        def backprop(dY):
+            g = xp.reshape(dY, (k, n, self.n_out))
+            G["b"][...] = xp.sum(g, axis=1)
+            G["s"][...] = xp.sum(g * z3, axis=1)
+            dz = xp.reshape(g * s[:, None, :], (k * n, self.n_out)) * self.scale
+            G["W"][...] = xp.matmul(Xr.T, dz)
+            dXr = xp.reshape(xp.matmul(dz, W.T), (k, n, self.n_in))
+            G["r"][...] = xp.sum(dXr * X3, axis=1)
+            if not needs_input_grad:
+                return None
+            dX3 = dXr * r[:, None, :]
+            if self.expand:
+                return xp.sum(dX3, axis=0)
+            return xp.reshape(dX3, (k * n, self.n_in))
+
+        return Y, backprop
+
+
+class MemberHeads(Layer):
+    """k separate linear output heads, one per member: ``Y_i = X_i W_i + b_i``.
+
+    Shapes: X (k n, n_in); W (k, n_in, n_out); b (k, n_out); Y (k n, n_out):
+    one batched matmul (k, n, n_in) @ (k, n_in, n_out). Init uniform in
+    +-1/sqrt(n_in). Backward::
+
+        dL/dW_i = X_i^T g_i     dL/db_i = sum_n g_i     dL/dX_i = g_i W_i^T
+    """
+
+    def __init__(self, n_in, n_out, n_members):
+        self.n_in, self.n_out, self.n_members = n_in, n_out, n_members
+        self.params = (
+            Param("W", (n_members, n_in, n_out)),
+            Param("b", (n_members, n_out), wd_scale=0.0),
+        )
+
+    def initialize(self, P, X, rng):
+        bound = 1 / math.sqrt(self.n_in)
+        P["W"][...] = _uniform(rng, bound, P["W"].shape)
+        P["b"][...] = _uniform(rng, bound, P["b"].shape)
+
+    def forward(self, P, G, X, ctx):
+        xp, k, W = ctx.xp, self.n_members, P["W"]
+        n = X.shape[0] // k
+        X3 = xp.reshape(X, (k, n, self.n_in))
+        Y = xp.matmul(X3, W) + P["b"][:, None, :]
+        needs_input_grad = ctx.needs_input_grad()
+
+        def backprop(dY):
+            g = xp.reshape(dY, (k, n, self.n_out))
+            G["W"][...] = xp.matmul(_permute(xp, X3, (0, 2, 1)), g)
+            G["b"][...] = xp.sum(g, axis=1)
+            if not needs_input_grad:
+                return None
+            dX = xp.matmul(g, _permute(xp, W, (0, 2, 1)))
+            return xp.reshape(dX, (k * n, self.n_in))
+
+        return xp.reshape(Y, (k * n, self.n_out)), backprop
