@@ -345,7 +345,6 @@ def test_data_dependent_init_gives_unit_std_preactivations_with_kinks_in_the_dat
 
 
 def test_periodic_embedding_matches_its_formula():
-    rng = np.random.RandomState(4)
     layer = PeriodicEmbedding(D, NUMERIC)
     net, X, _ = _setup(layer, N)
     P = net.views[0]
