@@ -19,9 +19,33 @@ from ._ops import NUMPY
 
 
 class _Optimizer:
-    """What SGD and Adam share: the engine (``ops``) their updates run on."""
+    """What SGD and Adam share: the engine (``ops``) their updates run on, and
+    parameter groups.
+
+    ``groups``: None (one group: the drop-ins), or runs ``(start, stop,
+    lr_scale, wd_scale)`` covering the flat vector (``_stack.Network.groups``):
+    each run steps with the learning rate times ``lr_scale``, and decays with
+    ``weight_decay * wd_scale`` (decoupled, as AdamW: ``p <- p - lr wd p``,
+    with the run's lr before Adam's bias correction, applied before the
+    update). The L2 penalty ``l2`` of :meth:`step` still reads the first
+    ``n_weights`` entries, whichever runs they fall in.
+    """
 
     ops = NUMPY
+    groups = None
+    weight_decay = 0.0
+
+    def _runs(self, learning_rate):
+        """(slice, lr_scale, decay lr * lr_scale * wd * wd_scale, weights in it)
+        for each group, ``learning_rate`` the optimizer's base rate."""
+        for start, stop, lr_scale, wd_scale in self.groups:
+            decay = learning_rate * lr_scale * self.weight_decay * wd_scale
+            n_weights = max(0, min(self.n_weights, stop) - start)
+            yield slice(start, stop), lr_scale, decay, n_weights
+
+    def _decay(self, params, decay):
+        if decay:
+            params *= 1.0 - decay  # decoupled weight decay: p -= lr wd p
 
 
 class SGD(_Optimizer):
@@ -40,9 +64,12 @@ class SGD(_Optimizer):
         power_t,
         n_weights=0,
         ops=NUMPY,
+        groups=None,
+        weight_decay=0.0,
     ):
         self.state, self.ops = state, ops
         self.n_weights = n_weights
+        self.groups, self.weight_decay = groups, weight_decay
         self.learning_rate_init = learning_rate_init
         self.schedule = schedule
         self.momentum = momentum
@@ -59,16 +86,31 @@ class SGD(_Optimizer):
     def step(self, params, grad, l2=0.0):
         """v = mu v - lr g, p += v (Nesterov: p += mu v - lr g), in place; l2 > 0
         first adds l2 * W to the weights' gradient (``grad`` is overwritten)."""
-        self.ops.sgd_update(
-            params,
-            grad,
-            self.state["velocity"],
-            float(self.state["learning_rate"]),
-            self.momentum,
-            self.nesterov,
-            self.n_weights,
-            l2,
-        )
+        velocity, lr = self.state["velocity"], float(self.state["learning_rate"])
+        if self.groups is None:
+            self.ops.sgd_update(
+                params,
+                grad,
+                velocity,
+                lr,
+                self.momentum,
+                self.nesterov,
+                self.n_weights,
+                l2,
+            )
+            return
+        for run, lr_scale, decay, n_weights in self._runs(lr):
+            self._decay(params[run], decay)
+            self.ops.sgd_update(
+                params[run],
+                grad[run],
+                velocity[run],
+                lr * lr_scale,
+                self.momentum,
+                self.nesterov,
+                n_weights,
+                l2,
+            )
 
     def reset_moments(self):
         """Forget the velocity (after a divergence it may hold the overflow)."""
@@ -119,7 +161,10 @@ class Adam(_Optimizer):
         epsilon,
         n_weights=0,
         ops=NUMPY,
+        groups=None,
+        weight_decay=0.0,
     ):
+        self.groups, self.weight_decay = groups, weight_decay
         # Models saved by earlier versions: convert their moments.
         if "m" in state:  # textbook averages m and v
             state["m_sum"] = state.pop("m") / (1 - beta_1)
@@ -148,18 +193,36 @@ class Adam(_Optimizer):
         lr = self.learning_rate_init * math.sqrt(1 - b2 ** s["t"]) / (1 - b1 ** s["t"])
         s["learning_rate"] = lr
         c = lr * (1 - b1)  # p -= c m_sum / (sqrt(v) + eps) = lr_t m / (...)
-        self.ops.adam_update(
-            params,
-            grad,
-            s["m_sum"],
-            s["v"],
-            c,
-            b1,
-            b2,
-            self.epsilon,
-            self.n_weights,
-            l2,
-        )
+        if self.groups is None:
+            self.ops.adam_update(
+                params,
+                grad,
+                s["m_sum"],
+                s["v"],
+                c,
+                b1,
+                b2,
+                self.epsilon,
+                self.n_weights,
+                l2,
+            )
+            return
+        # Per run: c scales with the run's lr; the decay uses the lr before
+        # Adam's bias correction (AdamW's lr * wd).
+        for run, lr_scale, decay, n_weights in self._runs(self.learning_rate_init):
+            self._decay(params[run], decay)
+            self.ops.adam_update(
+                params[run],
+                grad[run],
+                s["m_sum"][run],
+                s["v"][run],
+                c * lr_scale,
+                b1,
+                b2,
+                self.epsilon,
+                n_weights,
+                l2,
+            )
 
     def reset_moments(self):
         """Forget both moments and restart the bias correction."""
@@ -175,11 +238,14 @@ class Adam(_Optimizer):
         return True
 
 
-def make_optimizer(solver, state, est, n_weights, ops=NUMPY):
+def make_optimizer(
+    solver, state, est, n_weights, ops=NUMPY, groups=None, weight_decay=0.0
+):
     """The optimizer named by ``est.solver``, with ``est``'s hyperparameters.
 
     ``n_weights``: how many leading entries of the flat vector are weights
-    (the rest are biases, which the L2 penalty does not touch).
+    (the rest are biases, which the L2 penalty does not touch); ``groups``
+    and ``weight_decay``: see :class:`_Optimizer`.
     """
     if solver == "sgd":
         return SGD(
@@ -191,6 +257,8 @@ def make_optimizer(solver, state, est, n_weights, ops=NUMPY):
             est.power_t,
             n_weights,
             ops,
+            groups,
+            weight_decay,
         )
     return Adam(
         state,
@@ -200,6 +268,8 @@ def make_optimizer(solver, state, est, n_weights, ops=NUMPY):
         est.epsilon,
         n_weights,
         ops,
+        groups,
+        weight_decay,
     )
 
 

@@ -190,3 +190,86 @@ def test_adam_does_not_overflow_before_the_textbook_form(dtype, gradient):
     assert np.isfinite(opt.state["v"]).all()
     assert_allclose(params, reference.astype(np.float64), rtol=1e-4)
     assert abs(params[0]) > 19  # 2000 steps of about 0.01 each
+
+
+# ---- parameter groups and decoupled weight decay ------------------------------
+
+# Two runs of the flat vector: entries 0-2 (lr x1, wd x1) and 3-4 (lr x0.1, no wd).
+GROUPS = [(0, 3, 1.0, 1.0), (3, 5, 0.1, 0.0)]
+P0 = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+G1 = np.array([0.3, -1.0, 2.0, 0.5, -4.0])
+G2 = np.array([-0.2, 0.4, 1.0, 2.0, 1.0])
+
+
+def test_adamw_steps_with_group_multipliers_match_the_formula():
+    lr, b1, b2, eps, wd = 0.04, 0.9, 0.95, 1e-8, 0.02
+    params = P0.copy()
+    opt = Adam(
+        Adam.new_state(params, lr), lr, b1, b2, eps, groups=GROUPS, weight_decay=wd
+    )
+    opt.step(params, G1.copy())
+    opt.step(params, G2.copy())
+    # Written out: per entry, its group's lr_j = lr * lr_scale_j and decay
+    # d_j = lr * lr_scale_j * wd * wd_scale_j; AdamW: p <- p (1 - d_j), then
+    # p <- p - lr_j sqrt(1 - b2^t) / (1 - b1^t) m_t / (sqrt(v_t) + eps).
+    lr_j = lr * np.array([1, 1, 1, 0.1, 0.1])
+    d_j = lr_j * wd * np.array([1, 1, 1, 0, 0])
+    expected, m, v = P0.copy(), np.zeros(5), np.zeros(5)
+    for t, g in enumerate([G1, G2], start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        expected = expected * (1 - d_j)
+        expected -= lr_j * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+    assert_allclose(params, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)]
+)
+def test_sgd_steps_with_group_multipliers_match_the_formula(momentum, nesterov):
+    lr, wd = 0.1, 0.5
+    params = P0.copy()
+    opt = SGD(
+        SGD.new_state(params, lr),
+        lr,
+        "constant",
+        momentum,
+        nesterov,
+        power_t=0.5,
+        groups=GROUPS,
+        weight_decay=wd,
+    )
+    opt.step(params, G1.copy())
+    opt.step(params, G2.copy())
+    lr_j = lr * np.array([1, 1, 1, 0.1, 0.1])
+    d_j = lr_j * wd * np.array([1, 1, 1, 0, 0])
+    expected, velocity = P0.copy(), np.zeros(5)
+    for g in (G1, G2):
+        expected = expected * (1 - d_j)
+        velocity = momentum * velocity - lr_j * g
+        expected += momentum * velocity - lr_j * g if nesterov else velocity
+    assert_allclose(params, expected, rtol=1e-13)
+
+
+def test_the_l2_penalty_reaches_the_weights_across_groups():
+    """alpha's gradient l2 * W on the first n_weights entries, group by group:
+    the same step as one group with the same multipliers everywhere."""
+    lr, l2 = 0.01, 0.3
+    one_group, grouped = P0.copy(), P0.copy()
+    plain = Adam(Adam.new_state(one_group, lr), lr, 0.9, 0.999, 1e-8, n_weights=4)
+    split = Adam(
+        Adam.new_state(grouped, lr),
+        lr,
+        0.9,
+        0.999,
+        1e-8,
+        n_weights=4,
+        groups=[(0, 2, 1.0, 1.0), (2, 5, 1.0, 1.0)],
+    )
+    plain.step(one_group, G1.copy(), l2=l2)
+    split.step(grouped, G1.copy(), l2=l2)
+    assert_allclose(grouped, one_group, rtol=1e-15)
+    # By hand: the first step's running sum m_sum = g + l2 W on the weights
+    # (entries 0-3), g alone on entry 4.
+    expected_m = G1 + l2 * P0 * np.array([1, 1, 1, 1, 0])
+    assert_allclose(split.state["m_sum"], expected_m, rtol=1e-15)
