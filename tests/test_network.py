@@ -153,21 +153,45 @@ def test_workspace_pass_equals_the_allocating_pass(output, weighted, rng, make_t
         assert_allclose(grad, grad_ref, rtol=1e-13, atol=1e-16)
 
 
-@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-def test_dropout_backward_matches_finite_differences_with_a_fixed_mask(
-    activation, rng, make_targets
-):
-    """Inverted dropout: the gradient of the loss with the same fixed masks."""
-    net = _network(rng, activation=activation, output="softmax")
+# Where dropout's masks go: (layer sizes, one rate per hidden layer). Every hidden
+# layer carries a mask in some case, alone and beside the others, so a wrong
+# derivative under the mask of any layer (the last hidden one included) fails.
+DROPOUT_PLACEMENTS = {
+    "first of two": ([5, 4, 3, 2], [0.5, 0.0]),
+    "last of two": ([5, 4, 3, 2], [0.0, 0.5]),
+    "both of two": ([5, 4, 3, 2], [0.5, 0.5]),
+    "the only one": ([5, 4, 2], [0.5]),
+}
+
+
+def _engines():
+    """The numpy engine, and the compiled one (fused derivative with the mask)
+    where numba is installed."""
+    from skmlp._ops import NUMPY, numpy_engine
+
+    compiled = numpy_engine(np.float64)
+    return [NUMPY] if compiled is NUMPY else [NUMPY, compiled]
+
+
+def _dropout_case(rng, make_targets, activation, placement, ops):
+    """A network, data and fixed inverted-dropout masks (0 or 1 / (1 - p))."""
+    layers, rates = DROPOUT_PLACEMENTS[placement]
+    params = rng.normal(scale=0.5, size=n_parameters(layers))
+    net = MLP(layers, activation, "softmax", params, ops=ops)
     X, Y = rng.normal(size=(15, 5)), make_targets("softmax", rng, 15, 2)
-    rates = [0.5, 0.0]  # dropout on the first hidden layer only
     masks = [
         None if p == 0 else (rng.uniform(size=(15, n)) >= p) / (1 - p)
-        for p, n in zip(rates, LAYERS[1:-1], strict=True)
+        for p, n in zip(rates, layers[1:-1], strict=True)
     ]
-    assert masks[0].min() == 0 and masks[0].max() == 2.0  # some units dropped
+    for mask in filter(lambda m: m is not None, masks):
+        assert mask.min() == 0 and mask.max() == 2.0  # some units dropped, some kept
+    return net, X, Y, masks
+
+
+def _dropout_gradient_error(net, X, Y, masks):
+    """Backprop against central differences of the loss with the same masks."""
     _, grad = net.loss_and_grad(X, Y, None, 0.1, masks=masks)
-    grad = grad.copy()
+    grad = grad.copy()  # the network reuses its gradient buffer
     numeric = np.empty_like(net.params)
     for i in range(net.params.size):
         original = net.params[i]
@@ -177,7 +201,51 @@ def test_dropout_backward_matches_finite_differences_with_a_fixed_mask(
         minus = net.loss(X, Y, None, 0.1, masks=masks)
         net.params[i] = original
         numeric[i] = (plus - minus) / 2e-6
-    assert np.abs(grad - numeric).max() / np.abs(numeric).max() < 1e-6
+    return np.abs(grad - numeric).max() / np.abs(numeric).max(), grad
+
+
+@pytest.mark.parametrize("ops", _engines(), ids=lambda ops: type(ops).__name__)
+@pytest.mark.parametrize("placement", DROPOUT_PLACEMENTS)
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_dropout_backward_matches_finite_differences_with_fixed_masks(
+    activation, placement, ops, rng, make_targets
+):
+    """Inverted dropout: the gradient of the loss with the same fixed masks."""
+    net, X, Y, masks = _dropout_case(rng, make_targets, activation, placement, ops)
+    error, grad = _dropout_gradient_error(net, X, Y, masks)
+    assert error < 1e-6
     # ...and the masks matter: the gradient differs from the mask-free one.
     _, plain = net.loss_and_grad(X, Y, None, 0.1)
     assert np.abs(plain - grad).max() > 1e-3
+
+
+class _ForgetsDerivativeUnderMask:
+    """An engine with one deliberate bug: under ``mask`` its backward step is
+    delta * mask, without the activation's derivative f'(z)."""
+
+    def __init__(self, ops, mask):
+        self._ops, self._mask = ops, mask
+
+    def __getattr__(self, name):
+        return getattr(self._ops, name)
+
+    def activation_backward(self, activation, f_input, delta, mask=None):
+        if mask is self._mask:
+            delta *= mask
+            return delta
+        return self._ops.activation_backward(activation, f_input, delta, mask)
+
+
+@pytest.mark.parametrize("placement", ["both of two", "the only one"])
+@pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"identity"}))
+def test_dropout_check_catches_a_forgotten_derivative_under_the_last_mask(
+    activation, placement, rng, make_targets
+):
+    """The check above fails if f'(z) is dropped where the last hidden layer
+    has a mask (identity is left out: its f' is 1, so nothing is dropped)."""
+    from skmlp._ops import NUMPY
+
+    net, X, Y, masks = _dropout_case(rng, make_targets, activation, placement, NUMPY)
+    net.ops = _ForgetsDerivativeUnderMask(NUMPY, masks[-1])
+    error, _ = _dropout_gradient_error(net, X, Y, masks)
+    assert error > 1e-3
