@@ -659,3 +659,59 @@ class MemberHeads(Layer):
             return xp.reshape(dX, (k * n, self.n_in))
 
         return xp.reshape(Y, (k * n, self.n_out)), backprop
+
+
+class CategoricalEmbedding(Layer):
+    """Learned embeddings of integer-coded categorical columns.
+
+    Column j holds codes 0..C_j - 1 (0: missing or unknown, as
+    ``TabularPreprocessor`` codes them) and becomes the row ``E_j[code]`` of
+    its table E_j (C_j, d). Output: every code column's d values first (in
+    ``columns`` order), then the other columns. As a product with the one-hot
+    matrix O_j (n, C_j) of the codes, ``e_j = O_j E_j``, so the backward pass
+    is ``dL/dE_j = O_j^T dL/de_j``. Codes are indices, not numbers: their
+    gradient is 0. Init: N(0, 1/d) entries.
+    """
+
+    def __init__(self, n_in, columns, cardinalities, dim=8, lr_scale=1.0):
+        self.columns = _ColumnSplit(n_in, columns)
+        self.cardinalities = [int(c) for c in cardinalities]
+        self.dim = dim
+        self.n_out = len(self.cardinalities) * dim + len(self.columns.others)
+        self.params = tuple(
+            Param(f"E{i}", (c, dim), False, lr_scale, 0.0)
+            for i, c in enumerate(self.cardinalities)
+        )
+
+    def initialize(self, P, X, rng):
+        for i, c in enumerate(self.cardinalities):
+            P[f"E{i}"][...] = rng.normal(
+                scale=1 / math.sqrt(self.dim), size=(c, self.dim)
+            )
+
+    def _one_hot(self, xp, codes, c):
+        slots = xp.arange(c, dtype=codes.dtype)
+        hit = codes[:, None] == slots[None, :]
+        return xp.where(hit, xp.ones_like(hit, dtype=codes.dtype), 0 * codes[:, None])
+
+    def forward(self, P, G, X, ctx):
+        xp = ctx.xp
+        codes, others = self.columns.split(ctx, X)
+        one_hots = [
+            self._one_hot(xp, codes[:, i], c) for i, c in enumerate(self.cardinalities)
+        ]
+        blocks = [xp.matmul(O, P[f"E{i}"]) for i, O in enumerate(one_hots)]
+        Y = _concat(xp, blocks + [others], axis=1)
+        needs_input_grad, d = ctx.needs_input_grad(), self.dim
+
+        def backprop(dY):
+            for i, O in enumerate(one_hots):
+                G[f"E{i}"][...] = xp.matmul(O.T, dY[:, i * d : (i + 1) * d])
+            if not needs_input_grad:
+                return None
+            n_codes = len(one_hots)
+            return self.columns.merge_gradients(
+                ctx, xp.zeros_like(codes), dY[:, n_codes * d :]
+            )
+
+        return Y, backprop

@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose
 from skmlp._layers import (
     Activation,
     BatchEnsembleDense,
+    CategoricalEmbedding,
     Context,
     Dense,
     Dropout,
@@ -77,17 +78,16 @@ def _layer_gradients(net, X, R):
 
 def _central(f, x, eps=1e-6):
     """Central differences of f() with respect to every entry of x, in place."""
-    numeric = np.empty(x.size)
-    flat = x.reshape(-1)
-    for i in range(flat.size):
-        original = flat[i]
-        flat[i] = original + eps
+    numeric = np.empty(x.shape)
+    for i in np.ndindex(x.shape):
+        original = x[i]
+        x[i] = original + eps
         plus = f()
-        flat[i] = original - eps
+        x[i] = original - eps
         minus = f()
-        flat[i] = original
+        x[i] = original
         numeric[i] = (plus - minus) / (2 * eps)
-    return numeric.reshape(x.shape)
+    return numeric
 
 
 def _relative_error(a, b):
@@ -179,6 +179,56 @@ def test_a_parametric_activation_that_forgets_alpha_in_its_derivative_is_caught(
 
     monkeypatch.setattr(layer, "forward", slipped)
     assert _check_layer(net, X, rng)["X"] > 1e-3
+
+
+def _embedding_setup(wrong=None):
+    """A table with two code columns (cardinalities 3 and 5) among numbers."""
+    rng = np.random.RandomState(7)
+    X = rng.normal(size=(N, D))
+    X[:, 1] = rng.randint(0, 3, size=N)
+    X[:, 4] = rng.randint(0, 5, size=N)
+    layer = CategoricalEmbedding(D, [1, 4], [3, 5], dim=2)
+    if wrong is not None:
+        layer = _wrong_gradient(layer, wrong)
+    net = Network([layer], "identity").initialize(X, rng)
+    Y, _ = net.forward(X, Context(NUMPY))
+    R = rng.normal(size=Y.shape)
+    grad, dX = _layer_gradients(net, X, R)
+    numeric = _central(lambda: _layer_loss(net, X, R), net.params)
+    numbers = X[:, [0, 2, 3]]  # codes are indices: only the numbers vary
+
+    def loss_of_numbers():
+        X[:, [0, 2, 3]] = numbers
+        return _layer_loss(net, X, R)
+
+    numeric_X = _central(loss_of_numbers, numbers)
+    return (
+        _relative_error(grad, numeric),
+        _relative_error(dX[:, [0, 2, 3]], numeric_X),
+        dX[:, [1, 4]],
+    )
+
+
+def test_categorical_embedding_backward_matches_central_differences():
+    params_error, numbers_error, codes_gradient = _embedding_setup()
+    assert params_error < 1e-6 and numbers_error < 1e-6
+    assert not codes_gradient.any()
+
+
+@pytest.mark.parametrize("target", ["E0", "E1", "X"])
+def test_a_wrong_embedding_gradient_is_caught(target):
+    params_error, numbers_error, _ = _embedding_setup(wrong=target)
+    assert (numbers_error if target == "X" else params_error) > 1e-3
+
+
+def test_categorical_embedding_looks_up_each_codes_row():
+    X = np.array([[0.5, 2.0], [-1.0, 0.0], [2.0, 1.0]])
+    layer = CategoricalEmbedding(2, [1], [3], dim=2)
+    net = Network([layer], "identity")
+    E = np.arange(6.0).reshape(3, 2)
+    net.views[0]["E0"][...] = E
+    Y, _ = net.forward(X)
+    assert_allclose(Y, np.c_[E[[2, 0, 1]], X[:, 0]])
 
 
 # ---- stacks -----------------------------------------------------------------
