@@ -6,8 +6,30 @@ import os
 # scikit-learn's own array API checks in test_common.py) run.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
+import importlib.util
+
 import numpy as np
 import pytest
+
+TORCH_CPU = "python -m pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+def _installed(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+def pytest_report_header(config):
+    """Say up front why the torch tests will skip, and how to run them."""
+    if not _installed("torch"):
+        return (
+            "torch: not installed, so the tests on torch tensors skip "
+            "(the test extra leaves it out: Linux's default torch is the CUDA "
+            f"build). To run them, install its CPU build: {TORCH_CPU}"
+        )
+    return None
 
 
 @pytest.fixture

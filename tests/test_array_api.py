@@ -28,7 +28,12 @@ from sklearn.preprocessing import StandardScaler
 from skmlp import BackpropClassifier, BackpropRegressor
 from skmlp._ops import to_host
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch",
+    reason="torch is not installed (the test extra leaves it out: Linux's default "
+    "torch is the CUDA build); for these tests install its CPU build: "
+    "python -m pip install torch --index-url https://download.pytorch.org/whl/cpu",
+)
 
 if tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 14):
     pytest.skip(

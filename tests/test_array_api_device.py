@@ -20,7 +20,10 @@ from sklearn.preprocessing import StandardScaler
 
 from skmlp import BackpropClassifier, BackpropRegressor
 
-xp = pytest.importorskip("array_api_strict")
+xp = pytest.importorskip(
+    "array_api_strict",
+    reason="array-api-strict is not installed: pip install -e '.[test]' installs it",
+)
 if tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 14):
     pytest.skip(
         "scikit-learn's array API dispatch needs scipy >= 1.14",
