@@ -11,7 +11,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-TORCH_CPU = "python -m pip install torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_CPU = (
+    "python -m pip install torch --index-url https://download.pytorch.org/whl/cpu"
+)
 
 
 def _installed(name):
