@@ -186,7 +186,7 @@ def _mask_from_names(spec, table):
             "pass a DataFrame, or indices or a bool mask."
         )
     columns = list(table.columns)
-    unknown = [name for name in spec if name not in columns]
+    unknown = [str(name) for name in spec if name not in columns]
     if unknown:
         raise ValueError(
             f"categorical_features names {unknown}, which X does not have; "
@@ -700,7 +700,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             codes = _category_codes(column, categories)
             encoded[encoding].append(_encode(codes, len(categories), encoding))
         blocks += [b for kind in ("binary", "onehot", "code") for b in encoded[kind]]
-        return np.hstack([b.reshape(table.shape[0], -1) for b in blocks])
+        return np.hstack(blocks)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.
