@@ -50,11 +50,9 @@ def _timed_fit(estimator, X, y, **fit_params):
 
 
 def _describe_curve(est):
+    """The training loss, first and last epoch, and its curve as a sparkline."""
     curve = est.loss_curve_
-    return (
-        f"loss {curve[0]:.4f} -> {curve[-1]:.4f} over {len(curve)} epochs  "
-        f"{sparkline(curve)}"
-    )
+    return f"loss {curve[0]:.4f} -> {curve[-1]:.4f}  {sparkline(curve)}"
 
 
 def two_circles(random_state=0):
@@ -148,7 +146,7 @@ def main(argv=None):
         f"{circles['fresh_accuracy']:.3f}"
     )
     print(
-        f"   fit in {circles['seconds']:.2f} s, {clf.n_iter_} epochs, "
+        f"   fit in {circles['seconds']:.2f} s, {clf.n_iter_} epochs: "
         f"{_describe_curve(clf)}\n"
     )
 
@@ -160,7 +158,7 @@ def main(argv=None):
             f"   {name:8s} {row['accuracy']:9.3f} {row['n_iter']:7d} "
             f"{row['seconds']:8.2f}s"
         )
-    print(f"   skmlp {_describe_curve(rows['skmlp']['estimator'])}")
+    print(f"   skmlp's {_describe_curve(rows['skmlp']['estimator'])}")
     if args.plot:
         save_loss_plot(clf, args.plot)
     return {"two_circles": circles, "digits": rows}

@@ -19,6 +19,9 @@ def test_demo_reaches_097_on_the_tutorials_two_circles(capsys, tmp_path):
     assert accuracy_score(y, clf.predict(X)) >= 0.97  # the tutorial peaked at 0.818
     assert results["two_circles"]["cv_accuracy"] >= 0.95
     assert "Two circles" in out and "Digits" in out and "accuracy" in out
+    (fit_line,) = [line for line in out.splitlines() if "fit in" in line]
+    assert fit_line.count("epochs") == 1  # said once ("290 epochs ... 290 epochs")
+    assert f" {clf.n_iter_} epochs" in fit_line
     digits = results["digits"]
     assert digits["skmlp"]["accuracy"] >= digits["sklearn"]["accuracy"] - 0.01
 
