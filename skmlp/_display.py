@@ -43,6 +43,24 @@ class LossCurveDisplay:
         The figure holding ``ax_``.
     lines_ : dict of str to matplotlib Line2D
         "loss", and "validation_loss" / "validation_score" when present.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from sklearn.datasets import load_iris
+    >>> from skmlp import BackpropClassifier, LossCurveDisplay
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = BackpropClassifier(hidden_layer_sizes=(8,), early_stopping=True,
+    ...                          random_state=0).fit(X, y)
+    >>> display = LossCurveDisplay.from_estimator(clf)
+    >>> sorted(display.lines_)
+    ['loss', 'validation_loss', 'validation_score']
+    >>> display.ax_score_.get_ylabel()
+    'validation accuracy'
+    >>> fig, ax = plt.subplots()
+    >>> display.plot(ax=ax).ax_ is ax  # the same curves again, on your own axes
+    True
+    >>> plt.close("all")  # or plt.show() to see them
     """
 
     def __init__(

@@ -62,6 +62,18 @@ def check_gradients(estimator, X, y, *, sample_weight=None, epsilon=1e-6):
     -----
     It costs ``2 * n_parameters`` evaluations of the objective on all of X:
     use a small network and a few dozen samples.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skmlp import BackpropClassifier, check_gradients
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = BackpropClassifier(hidden_layer_sizes=(5,), activation="tanh",
+    ...                          random_state=0)
+    >>> clf = clf.partial_fit(X, y, classes=[0, 1, 2])  # one epoch: mid-training
+    >>> error = check_gradients(clf, X, y, sample_weight=y + 1.0)
+    >>> error < 1e-6  # backprop is right; a wrong derivative gives a large error
+    True
     """
     check_is_fitted(estimator)
     if not epsilon > 0:
