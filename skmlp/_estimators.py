@@ -255,6 +255,17 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
         "scoring": [StrOptions({"loss", *get_scorer_names()}), callable, None],
     }
 
+    # Metadata routing: fit's extra parameters are not requested unless the
+    # user asks (set_fit_request(X_val=True, y_val=True)). MLPClassifier has no
+    # such parameters, so a meta-estimator that routes X_val/y_val to another
+    # member (a HistGradientBoosting) must not make the drop-in raise
+    # UnsetMetadataPassedError. False, not UNUSED: set_fit_request keeps them.
+    __metadata_request__fit = {
+        "X_val": False,
+        "y_val": False,
+        "sample_weight_val": False,
+    }
+
     # ---- fitting -----------------------------------------------------------
 
     def _fit(self, X, y, sample_weight, incremental, validation=(None, None, None)):
