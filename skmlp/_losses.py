@@ -255,6 +255,61 @@ def quantile(q):
     return Output(identity, loss, delta, identity_xp, loss_xp, delta_xp)
 
 
+# ---- scikit-learn's order of operations (for L-BFGS) ------------------------
+
+
+def reference_loss(output, Y, P, sample_weight, by_column=True):
+    """The data loss as scikit-learn's MLP computes it, operation for operation.
+
+    The same value as ``output.loss`` (to a few ulps); the order of the
+    floating-point operations is scikit-learn's (its
+    ``sklearn.neural_network._base`` losses), so that L-BFGS, which amplifies
+    a difference in the last bit, follows scikit-learn's trajectory.
+    ``sample_weight`` are the raw weights (None: unweighted). ``by_column``:
+    scikit-learn >= 1.7 averages each output column over the samples
+    (``np.average(axis=0)``) and then adds (or, for the squared error,
+    averages) the columns; 1.6 sums every element and divides by n. P is not
+    modified. Returns None for an output scikit-learn's MLP does not have.
+    """
+    eps = _EPS[P.dtype]
+    by_column = by_column or sample_weight is not None  # 1.6 had no weights
+    if output is OUTPUTS["softmax"]:
+        per_element = xlogy(Y, np.clip(P, eps, 1 - eps))
+        return -_reference_mean(per_element, sample_weight, by_column)
+    if output is OUTPUTS["logistic"]:
+        P = np.clip(P, eps, 1 - eps)
+        positive, negative = xlogy(Y, P), xlogy(1 - Y, 1 - P)
+        if not by_column:  # 1.6: -(sum of each term) / n
+            return -(positive.sum() + negative.sum()) / P.shape[0]
+        return -_reference_mean(positive + negative, sample_weight, by_column)
+    if output is OUTPUTS["identity"]:
+        squared = (Y - P) ** 2
+        if not by_column:  # 1.6: the mean over every element, halved
+            return squared.mean() / 2
+        return 0.5 * np.average(squared, weights=sample_weight, axis=0).mean()
+    if output is OUTPUTS["exp"]:
+        per_element = xlogy(Y, Y / P) - Y + P
+        return _reference_mean(per_element, sample_weight, by_column=True)
+    return None
+
+
+def _reference_mean(per_element, sample_weight, by_column):
+    """sum_k of the (weighted) mean over samples of column k, in scikit-learn's
+    order (see :func:`reference_loss`)."""
+    if not by_column:
+        return per_element.sum() / per_element.shape[0]
+    return np.average(per_element, weights=sample_weight, axis=0).sum()
+
+
+def unnormalized_delta(output, Y, P, sample_weight):
+    """``sum(s) * dL/dz``: the output delta with the raw sample weights (ones
+    without), in place of P, as scikit-learn's MLP computes it before dividing
+    the gradients by ``sum(s)`` (see :func:`reference_loss`)."""
+    if sample_weight is None:
+        sample_weight = np.ones(P.shape[0], P.dtype)  # w_i = 1: exact
+    return output.delta(Y, P, sample_weight)
+
+
 # ---- the same outputs for any array-API namespace ---------------------------
 
 

@@ -236,6 +236,7 @@ class MLP:
         penalty_gradient=True,
         masks=None,
         weight_sum=None,
+        sklearn_order=None,
     ):
         """Training objective and its gradient at the current parameters.
 
@@ -264,6 +265,14 @@ class MLP:
             Dropout masks for the hidden layers (see :func:`forward`).
         weight_sum : float, optional
             ``sum(sample_weight)``, when the caller knows it.
+        sklearn_order : tuple of int, optional
+            The (major, minor) version of scikit-learn whose MLP's order of
+            floating-point operations to follow, for L-BFGS (which amplifies
+            a difference in the last bit until the fits part): the loss by
+            its formulas, the output delta with the raw weights, and the
+            gradients divided by ``sum(s)`` only after the penalty's
+            gradient ``alpha W`` is added. The same values to a few ulps.
+            None: skmlp's order, which scales the delta first.
 
         Returns
         -------
@@ -282,14 +291,24 @@ class MLP:
         activations, derivative_inputs = self.forward(
             X, keep_activations=True, out=outputs, masks=masks
         )
-        output = output_layer(self.output)
-        # The loss, and dL/dz_L = w_i (P - Y) for the canonical pairs.
-        loss, delta = ops.output_loss_and_delta(output, Y, activations[-1], w)
+        output, P = output_layer(self.output), activations[-1]
+        if sklearn_order is None:
+            # The loss, and dL/dz_L = w_i (P - Y) for the canonical pairs.
+            loss, delta = ops.output_loss_and_delta(output, Y, P, w)
+        else:  # sum(s) dL/dz_L = s_i (P - Y); divided by sum(s) at the end
+            by_column = tuple(sklearn_order) >= (1, 7)
+            loss = ops.reference_loss(output, Y, P, sample_weight, by_column)
+            if loss is None:  # an output of skmlp's own
+                loss = ops.output_loss(output, Y, P, w)
+            delta = ops.unnormalized_delta(output, Y, P, sample_weight)
 
         for k in range(len(self.weights) - 1, -1, -1):
             # activations[k] is a_{k-1} for the layer whose weights are weights[k].
             ops.weight_gradient(activations[k], delta, self._grad_weights[k])  # (2)
-            ops.bias_gradient(delta, ones, self._grad_biases[k])  # (3) 1^T dL/dz
+            if sklearn_order is None:
+                ops.bias_gradient(delta, ones, self._grad_biases[k])  # (3) 1^T dL/dz
+            else:
+                ops.column_sums(delta, self._grad_biases[k])  # (3), as np.sum adds
             if k > 0:  # no dL/da_0: nothing learns from the input layer's error
                 delta = ops.matmul(
                     delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
@@ -304,6 +323,8 @@ class MLP:
                     None if masks is None else masks[k - 1],
                 )
 
+        if sklearn_order is not None:
+            return self._penalty_and_division(loss, alpha, weight_sum)
         if alpha:
             loss += self._penalty(alpha, weight_sum)
             if penalty_gradient:
@@ -311,4 +332,20 @@ class MLP:
                 ops.add_penalty_gradient(
                     self.grad[:n_w], self.params[:n_w], alpha / weight_sum
                 )
+        return loss, self.grad
+
+    def _penalty_and_division(self, loss, alpha, weight_sum):
+        """scikit-learn's last steps, in its order: the loss plus
+        ``(alpha / 2) * sum_k ||W_k||^2 / sum(s)``, the squares summed layer
+        by layer; the gradients ``(a^T delta + alpha W) / sum(s)`` and
+        ``1^T delta / sum(s)`` from the unnormalised delta."""
+        ops = self.ops
+        squares = 0.0
+        for W in self.weights:
+            squares += ops.sum_of_squares(ops.xp.reshape(W, (-1,)))
+        loss += (0.5 * alpha) * squares / weight_sum
+        if alpha:
+            n_w = self.n_weights
+            ops.add_penalty_gradient(self.grad[:n_w], self.params[:n_w], alpha)
+        self.grad /= weight_sum
         return loss, self.grad

@@ -363,6 +363,19 @@ class NumbaOps(NumpyOps):
         """(3) out = the column sums of delta."""
         _column_sums(delta, out)
 
+    def column_sums(self, delta, out):
+        """(3) as ``np.sum(axis=0)`` adds: row after row for several columns
+        (this kernel), pairwise for one (numpy's contiguous reduction)."""
+        if delta.shape[1] > 1 and isinstance(delta, np.ndarray):
+            _column_sums(delta, out)
+        else:
+            super().column_sums(delta, out)
+
+    def reference(self):
+        """This engine with numpy's output layer: scikit-learn's order of
+        operations for L-BFGS (see ``NumpyOps.reference``)."""
+        return _REFERENCE
+
     def take_rows(self, array, rows, out=None):
         if out is None or not isinstance(array, np.ndarray) or array.ndim != 2:
             return super().take_rows(array, rows, out)
@@ -389,3 +402,17 @@ class NumbaOps(NumpyOps):
         p = np.ones(4, dtype)
         self.sgd_update(p, p.copy(), p.copy(), 0.1, 0.9, True, 2, 0.1)
         self.adam_update(p, p.copy(), p.copy(), p.copy(), 0.1, 0.9, 0.99, 1e-8, 2, 0.1)
+
+
+class _ReferenceOps(NumbaOps):
+    """The compiled engine where it is bit-equal to numpy's: numpy's softmax
+    and scipy's expit at the output (the fused output kernels sum and
+    exponentiate in another order)."""
+
+    output_activate = NumpyOps.output_activate
+
+    def reference(self):
+        return self
+
+
+_REFERENCE = _ReferenceOps()

@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from ._activations import ACTIVATIONS
+from ._losses import reference_loss, unnormalized_delta
 
 CHUNK = 1 << 15  # elements per chunk: 128 KiB of float32, 256 KiB of float64
 
@@ -188,6 +189,24 @@ class NumpyOps:
         """(loss, dL/dz), the delta in place of P."""
         return output.loss(Y, P, w), output.delta(Y, P, w)
 
+    def reference_loss(self, output, Y, P, sample_weight, by_column):
+        """The data loss in scikit-learn's order of operations (see
+        ``_losses.reference_loss``); None for an output scikit-learn lacks."""
+        return reference_loss(output, Y, P, sample_weight, by_column)
+
+    def unnormalized_delta(self, output, Y, P, sample_weight):
+        """sum(s) * dL/dz, in place of P: scikit-learn's output delta."""
+        return unnormalized_delta(output, Y, P, sample_weight)
+
+    def column_sums(self, delta, out):
+        """(3) out = the sum over rows of delta, as ``np.sum(axis=0)`` adds."""
+        np.add.reduce(delta, axis=0, out=out)
+
+    def reference(self):
+        """The engine whose every operation in ``loss_and_grad(...,
+        sklearn_order=...)`` is bit-equal to scikit-learn's MLP's (L-BFGS)."""
+        return self
+
     def weight_gradient(self, a, delta, out):
         """(2) out = a^T delta (a dense or sparse)."""
         if isinstance(a, np.ndarray):
@@ -347,6 +366,21 @@ class ArrayAPIOps:
 
     def output_loss_and_delta(self, output, Y, P, w):
         return output.loss_xp(self.xp, Y, P, w), output.delta_xp(self.xp, Y, P, w)
+
+    def reference_loss(self, output, Y, P, sample_weight, by_column):
+        return None  # no scikit-learn to follow here: output_loss answers
+
+    def unnormalized_delta(self, output, Y, P, sample_weight):
+        xp = self.xp
+        if sample_weight is None:
+            sample_weight = xp.ones(P.shape[0], dtype=P.dtype, device=self.device)
+        return output.delta_xp(xp, Y, P, sample_weight)
+
+    def column_sums(self, delta, out):
+        self.bias_gradient(delta, None, out)
+
+    def reference(self):
+        return self
 
     def weight_gradient(self, a, delta, out):
         out[...] = a.T @ delta  # (2); out is a view into the flat gradient

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.optimize
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
@@ -194,11 +195,11 @@ class EpochHooks:
 
 
 def train_step(net, optimizer, batch, alpha, workspace):
-    """One optimizer step on one minibatch; returns (loss, weight of the batch).
+    """One optimizer step on one minibatch; returns (loss, rows it stands for).
 
     ``batch`` is (X, Y, sample_weight, total weight, dropout masks). A
     minibatch whose sample weights are all zero carries no information: it
-    is skipped (no step) and reported with weight 0. So is the step of a
+    is skipped (no step) and reported with 0 rows. So is the step of a
     minibatch whose loss is not finite (the caller stops the epoch); on
     another array namespace than numpy the loss stays on the device and the
     epoch's loss answers for its minibatches.
@@ -219,7 +220,7 @@ def train_step(net, optimizer, batch, alpha, workspace):
     )
     if not net.ops.scalar_losses or math.isfinite(loss):
         optimizer.step(net.params, grad, l2=alpha / batch_weight)
-    return loss, batch_weight
+    return loss, X.shape[0]
 
 
 def run_epoch(est, net, optimizer, batches, order, first):
@@ -228,23 +229,28 @@ def run_epoch(est, net, optimizer, batches, order, first):
     With shuffling, the rows are visited in the order ``order`` (a permutation
     that the caller reshuffles every epoch).
 
-    The mean weighs each minibatch's loss by its total sample weight. Stops at
+    The mean weighs each minibatch's loss (its weighted mean loss, with the
+    penalty as that minibatch carries it) by its number of rows, not by its
+    total sample weight: scikit-learn's MLP does so in every version that
+    takes sample weights (1.7 on), and its ``tol`` test reads this curve.
+    A skipped minibatch (all weights zero) counts for nothing. Stops at
     the first non-finite minibatch loss and returns it; if that happens before
     any step of this fit (``first``), the data, not the optimizer, is at fault
     and a ValueError says so.
     """
-    total_loss = total_weight = 0.0
+    total_loss = 0.0
+    total_rows = 0
     check_each = net.ops.scalar_losses
     for batch in batches.epoch(order):
-        loss, weight = train_step(net, optimizer, batch, est.alpha, batches.workspace)
+        loss, rows = train_step(net, optimizer, batch, est.alpha, batches.workspace)
         if check_each and not math.isfinite(loss):
             if first:
                 raise ValueError(_TOO_LARGE)
             return loss
-        first = first and weight == 0
-        total_loss += loss * weight
-        total_weight += weight
-    return float(total_loss) / total_weight if total_weight else np.nan
+        first = first and rows == 0
+        total_loss += loss * rows
+        total_rows += rows
+    return float(total_loss) / total_rows if total_rows else np.nan
 
 
 def split_validation(est, X, Y, sample_weight, rng, ops):
@@ -682,18 +688,35 @@ def _settle(fit, train, diverged):
     )
 
 
+def _sklearn_version():
+    """(major, minor) of the installed scikit-learn."""
+    return tuple(int(part) for part in sklearn.__version__.split(".")[:2])
+
+
 def fit_lbfgs(est, state, net, X, Y, sample_weight):
-    """Full-batch L-BFGS-B (scipy) over the flat parameter vector."""
-    ops = net.ops
+    """Full-batch L-BFGS-B (scipy) over the flat parameter vector.
+
+    The objective is evaluated in scikit-learn's order of operations (see
+    ``MLP.loss_and_grad``'s ``sklearn_order``), by the engine's operations
+    that are bit-equal to scikit-learn's (``ops.reference()``): L-BFGS on a
+    non-convex problem amplifies a one-ulp difference about tenfold every ten
+    iterations, so a long run follows scikit-learn's, and the engines each
+    other's, only if every evaluation is bit-equal.
+    """
+    ops = net.ops.reference()
+    net = MLP(net.layer_sizes, net.activation, net.output, net.params, ops)
     dtype = ops.to_numpy(net.params[:1]).dtype
     workspace = ops.workspace(net.layer_sizes, X.shape[0], dtype)
     loss_curve = []
     last = {}  # the latest evaluation: the iterate the callback reports
+    order = _sklearn_version()
 
     def loss_and_grad(flat):
         # scipy works on the host in float64; the network, in its own place.
         net.params[...] = flat if ops.is_numpy else ops.asarray(flat, dtype)
-        loss, g = net.loss_and_grad(X, Y, sample_weight, est.alpha, workspace)
+        loss, g = net.loss_and_grad(
+            X, Y, sample_weight, est.alpha, workspace, sklearn_order=order
+        )
         loss = float(loss)
         last.update(x=flat.copy(), loss=loss)
         if not math.isfinite(loss):  # the line search then backs off
