@@ -27,7 +27,13 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn import get_config
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    is_classifier,
+)
 from sklearn.metrics import accuracy_score, get_scorer, get_scorer_names, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, gen_batches
@@ -63,6 +69,76 @@ except ImportError:  # pragma: no cover - older scikit-learn computes it each ti
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _frame_columns(X):
+    """Column names of a pandas DataFrame, or None for anything else."""
+    if not type(X).__module__.startswith("pandas") or not hasattr(X, "dtypes"):
+        return None
+    return list(X.columns)
+
+
+def _non_numeric_columns(X, columns):
+    """The columns of DataFrame X that cannot become floats (strings,
+    categories of strings, dates, ...); numbers held as objects can."""
+    found = []
+    for i, column in enumerate(columns):
+        values = X.iloc[:, i]
+        if values.dtype.kind in "biufc":  # complex: scikit-learn's own error
+            continue
+        if values.dtype.kind in "mM":  # dates and durations
+            found.append(column)
+            continue
+        try:
+            np.asarray(values.dropna().to_numpy(), dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            found.append(column)
+    return found
+
+
+def _explained_frame_error(estimator, X, name):
+    """A ValueError that names the columns of DataFrame X that validation
+    refused, and says what to do; None when X is not a DataFrame or no
+    column is at fault (the original error then stands)."""
+    columns = _frame_columns(X)
+    if columns is None:
+        return None
+    cls = type(estimator).__name__
+    tabular = (
+        "TabularMLPClassifier" if is_classifier(estimator) else "TabularMLPRegressor"
+    )
+    non_numeric = _non_numeric_columns(X, columns)
+    if non_numeric:
+        return ValueError(
+            f"{name} has non-numeric columns {non_numeric}: {cls}, like "
+            "scikit-learn's MLP, takes numbers only. Encode them first, e.g. "
+            "make_pipeline(make_column_transformer((OneHotEncoder("
+            f"handle_unknown='ignore'), {non_numeric}), remainder=StandardScaler()), "
+            f"{cls}()), or use skmlp.{tabular}, which takes the DataFrame as it "
+            "is (skmlp.TabularPreprocessor alone does its encoding)."
+        )
+    missing = [c for c, has in zip(columns, X.isna().any(), strict=True) if has]
+    if missing:
+        return ValueError(
+            f"{name} has missing values (NaN) in columns {missing}: {cls}, like "
+            "scikit-learn's MLP, needs complete data. Impute them first, e.g. "
+            f"make_pipeline(SimpleImputer(), StandardScaler(), {cls}()), or use "
+            f"skmlp.{tabular}, which takes missing values as they are."
+        )
+    return None
+
+
+@contextmanager
+def _naming_columns(estimator, X, name="X"):
+    """Validation of X that, when it refuses a DataFrame, names the
+    offending columns (see :func:`_explained_frame_error`)."""
+    try:
+        yield
+    except (TypeError, ValueError) as error:
+        explained = _explained_frame_error(estimator, X, name)
+        if explained is None:
+            raise
+        raise explained from error
 
 
 def _hidden_sizes(hidden_layer_sizes):
@@ -756,9 +832,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
             and math.isfinite(np.add.reduce(X, axis=None))  # NaN/inf make it so
         ):
             return X
-        return validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=_FLOAT_DTYPES, reset=False
-        )
+        with _naming_columns(self, X):
+            return validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=_FLOAT_DTYPES, reset=False
+            )
 
     def _engine(self, X, method):
         """The engine of the fitted model (see ``_ops.py``), after checking
@@ -1107,15 +1184,16 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         return "logistic"
 
     def _validate_input(self, X, y, incremental, reset, y_name="y"):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=_FLOAT_DTYPES,
-            reset=reset,
-        )
+        with _naming_columns(self, X, "X_val" if y_name == "y_val" else "X"):
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                multi_output=True,
+                dtype=_FLOAT_DTYPES,
+                reset=reset,
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         try:
@@ -1452,16 +1530,17 @@ n_outputs_
         return out_activation or self.out_activation_
 
     def _validate_input(self, X, y, incremental, reset, y_name="y"):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=_FLOAT_DTYPES,
-            reset=reset,
-        )
+        with _naming_columns(self, X, "X_val" if y_name == "y_val" else "X"):
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                multi_output=True,
+                y_numeric=True,
+                dtype=_FLOAT_DTYPES,
+                reset=reset,
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):

@@ -1,5 +1,6 @@
 """BackpropClassifier / BackpropRegressor as scikit-learn users use them."""
 
+import pickle
 import warnings
 
 import joblib
@@ -231,6 +232,107 @@ def test_pandas_dataframe_keeps_feature_names(Estimator, early_stopping):
     assert_array_equal(est.feature_names_in_, X.columns)
     with pytest.warns(UserWarning, match="feature names"):
         est.predict(X_iris)
+
+
+# ---- DataFrames that need preprocessing (issue 23) -------------------------
+
+
+def _frame(**columns):
+    """A DataFrame as it comes from a CSV: numbers beside the given columns."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    numbers = {"age": rng.uniform(20, 60, 40), "visits": rng.randint(0, 9, 40)}
+    return pd.DataFrame({**numbers, **columns})
+
+
+def _tabular_name(Estimator):
+    if Estimator is BackpropClassifier:
+        return "TabularMLPClassifier"
+    return "TabularMLPRegressor"
+
+
+def _state(est):
+    """Every attribute, pickled: equal dicts mean an unchanged estimator."""
+    return {name: pickle.dumps(value) for name, value in vars(est).items()}
+
+
+def _refused(est, call, match):
+    before = _state(est)
+    with pytest.raises(ValueError, match=match):
+        call()
+    assert _state(est) == before  # a refused call changes nothing
+
+
+def _fitted_on_numbers(Estimator, X, y):
+    est = Estimator(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X[["age", "visits"]], y)
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+def test_non_numeric_columns_are_named_with_the_fix(Estimator):
+    """A DataFrame with string or categorical columns is a ValueError that
+    names them and shows the fix (scikit-learn's says only "could not convert
+    string to float: 'Lyon'"); the refused call changes nothing."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(1)
+    city = rng.choice(["Lyon", "Oslo", "Lima"], 40)
+    X = _frame(city=city, plan=pd.Categorical(rng.choice(["basic", "pro"], 40)))
+    y = np.arange(40) % 2
+    fix = rf"OneHotEncoder.*skmlp\.{_tabular_name(Estimator)}"
+    est = Estimator(hidden_layer_sizes=(4,), random_state=0)
+    _refused(
+        est,
+        lambda: est.fit(X, y),
+        r"X has non-numeric columns \['city', 'plan'\].*" + fix,
+    )
+    fitted = _fitted_on_numbers(Estimator, X, y)
+    _refused(fitted, lambda: fitted.fit(X, y), r"\['city', 'plan'\]")
+    as_text = X[["age", "visits"]].astype({"visits": str}).assign(visits="many")
+    _refused(
+        fitted,
+        lambda: fitted.predict(as_text),
+        r"X has non-numeric columns \['visits'\]",
+    )
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+def test_missing_values_are_named_with_the_fix(Estimator):
+    """NaN in a DataFrame: a ValueError naming the columns that hold it, at
+    fit, predict and in X_val; the refused call changes nothing."""
+    X = _frame()
+    X.loc[[3, 7], "age"] = np.nan
+    X.loc[5, "visits"] = np.nan
+    y = np.arange(40) % 2
+    fix = rf"SimpleImputer.*skmlp\.{_tabular_name(Estimator)}"
+    est = Estimator(hidden_layer_sizes=(4,), random_state=0)
+    named = r"has missing values \(NaN\) in columns \['age', 'visits'\].*"
+    _refused(est, lambda: est.fit(X, y), "X " + named + fix)
+    fitted = _fitted_on_numbers(Estimator, X.fillna(0), y)
+    _refused(fitted, lambda: fitted.predict(X), "X " + named)
+    fitted.set_params(warm_start=True)
+    _refused(
+        fitted, lambda: fitted.fit(X.fillna(0), y, X_val=X, y_val=y), "X_val " + named
+    )
+
+
+def test_dataframes_the_mlp_accepts_train_as_before():
+    """Numbers held as objects or as nullable integers convert, as in
+    MLPClassifier: the same weights, and no new error."""
+    pd = pytest.importorskip("pandas")
+    X = _frame(
+        counted=pd.Series(np.arange(40) % 5, dtype=object),
+        nullable=pd.array(np.arange(40) % 3, dtype="Int64"),
+    )
+    y = np.arange(40) % 2
+    kwargs = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = BackpropClassifier(**kwargs).fit(X, y)
+        ref = MLPClassifier(**kwargs).fit(X, y)
+    for W, W_ref in zip(ours.coefs_, ref.coefs_, strict=True):
+        assert_allclose(W, W_ref, rtol=1e-10, atol=1e-12)
 
 
 # ---- dtypes, sparse input, shapes ------------------------------------------

@@ -235,6 +235,72 @@ def test_a_hostile_validation_set_trains_or_is_refused_and_changes_nothing(
     _check_outputs(clf, X)
 
 
+@st.composite
+def frames(draw, n_rows):
+    """DataFrames as they come: columns of numbers (NaN and inf included),
+    strings, categories, numbers held as objects, nullable integers, dates."""
+    pd = pytest.importorskip("pandas")
+    kinds = draw(
+        st.lists(
+            st.sampled_from(
+                ["float", "string", "category", "object_numbers", "nullable", "date"]
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    columns = {}
+    for i, kind in enumerate(kinds):
+        if kind == "float":
+            values = draw(hnp.arrays(np.float64, n_rows, elements=ELEMENTS))
+        elif kind in ("string", "category"):
+            pool = st.sampled_from(["a", "b", None])
+            values = draw(st.lists(pool, min_size=n_rows, max_size=n_rows))
+            values = pd.Categorical(values) if kind == "category" else values
+        elif kind == "object_numbers":
+            pool = st.sampled_from([0, 1, 2.5, None])
+            values = pd.Series(
+                draw(st.lists(pool, min_size=n_rows, max_size=n_rows)), dtype=object
+            )
+        elif kind == "nullable":
+            pool = st.sampled_from([0, 3, None])
+            values = pd.array(
+                draw(st.lists(pool, min_size=n_rows, max_size=n_rows)), dtype="Int64"
+            )
+        else:
+            values = pd.date_range("2024-01-01", periods=n_rows)
+        columns[f"{kind}_{i}"] = values
+    return pd.DataFrame(columns)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_hostile_dataframe_trains_or_is_refused_naming_a_column(data):
+    """Any DataFrame either trains or is refused by a ValueError/TypeError; a
+    refusal for a column's content names a column; a refused warm-started
+    refit changes nothing."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    n_rows = data.draw(st.integers(2, 8))
+    X = data.draw(frames(n_rows))
+    y = rng.randint(2, size=n_rows)
+    clf = BackpropClassifier((3,), max_iter=2, warm_start=True, random_state=0)
+    numbers = pd.DataFrame(rng.normal(size=X.shape), columns=X.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ConvergenceWarning
+        clf.fit(numbers, y)
+    before = _state(clf)
+    if _fit_or_refuse(lambda: clf.fit(X, y)):
+        _fit_or_refuse(lambda: _check_outputs(clf, X))
+        return
+    assert _state(clf) == before
+    with pytest.raises((ValueError, TypeError)) as refusal:
+        clf.fit(X, y)
+    message = str(refusal.value)
+    if "non-numeric" in message or "missing values" in message:
+        assert any(repr(column) in message for column in X.columns)
+
+
 def test_the_strategies_reach_both_outcomes():
     """Guard against a property test that only ever sees refusals."""
     X, y = np.random.RandomState(0).normal(size=(8, 2)), np.array([0, 1] * 4)
