@@ -27,3 +27,10 @@ def test_quick_start_runs_and_is_at_most_ten_lines(capsys):
     exec(compile(code, "README.md", "exec"), {})
     accuracy = float(capsys.readouterr().out.split()[-1])
     assert accuracy > 0.9
+
+
+def test_first_screen_says_in_two_lines_what_skmlp_is_for_and_what_to_pick():
+    below_title = README.split("\n", 1)[1].split("\n## ", 1)[0]
+    what_for, which = [line for line in below_title.splitlines() if line.strip()][:2]
+    assert "tabular data" in what_for and "scikit-learn" in what_for
+    assert "BackpropClassifier" in which and "BackpropRegressor" in which
