@@ -173,19 +173,43 @@ def selu_backward(a, delta):
     delta *= np.where(a > 0, SELU_SCALE, a + SELU_SCALE * SELU_ALPHA)
 
 
+# Beyond this, tanh(softplus(z)) is 1 to double precision, and exp(2z) would
+# overflow float32 near z = 44.
+_MISH_CUTOFF = 20.0
+
+
+def _mish_terms(z):
+    """u = e^z (z capped) and n = u (u + 2): tanh(softplus(z)) = n / (n + 2),
+    since (1 + u)^2 = n + 1. One exp instead of exp, log1p and tanh."""
+    u = np.exp(np.minimum(z, _MISH_CUTOFF))
+    n = u + 2.0
+    n *= u
+    return u, n
+
+
 def mish(z):
-    """f(z) = z tanh(softplus(z)) (Misra, 2019); softplus as logaddexp(0, z)."""
-    return np.multiply(z, np.tanh(np.logaddexp(0.0, z)), out=z)
+    """f(z) = z tanh(softplus(z)) (Misra, 2019) = z n / (n + 2), n = e^z (e^z + 2)."""
+    _, n = _mish_terms(z)
+    z *= n
+    n += 2.0
+    z /= n
+    return z
 
 
 def mish_backward(z, delta):
-    """f'(z) = t + z (1 - t^2) sigmoid(z), t = tanh(softplus(z))."""
-    t = np.tanh(np.logaddexp(0.0, z))
-    derivative = 1.0 - t * t
-    derivative *= z
-    derivative *= expit(z)
-    derivative += t
-    delta *= derivative
+    """f'(z) = t + z (1 - t^2) sigmoid(z), t = n / (n + 2); with
+    1 - t^2 = 4 (n + 1) / (n + 2)^2 and sigmoid(z) = u / (1 + u), (1 + u)^2 =
+    n + 1: f'(z) = n / (n + 2) + 4 z u (1 + u) / (n + 2)^2."""
+    u, n = _mish_terms(z)
+    d = n + 2.0
+    second = u + 1.0
+    second *= u
+    second *= z
+    second *= 4.0
+    second /= d
+    second += n  # (n + 4 z u (1 + u) / (n + 2)) / (n + 2)
+    second /= d
+    delta *= second
 
 
 # ---- the same functions for any array-API namespace -------------------------
@@ -330,7 +354,8 @@ def silu_backward_xp(xp, z, delta):
 
 
 def selu_xp(xp, z):
-    return SELU_SCALE * (xp.clip(z, min=0.0) + SELU_ALPHA * xp.expm1(xp.clip(z, max=0.0)))
+    negative_part = SELU_ALPHA * xp.expm1(xp.clip(z, max=0.0))
+    return SELU_SCALE * (xp.clip(z, min=0.0) + negative_part)
 
 
 def selu_backward_xp(xp, a, delta):
