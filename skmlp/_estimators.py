@@ -35,6 +35,7 @@ from sklearn.base import (
     is_classifier,
 )
 from sklearn.metrics import accuracy_score, get_scorer, get_scorer_names, r2_score
+from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -68,6 +69,8 @@ except ImportError:  # pragma: no cover - older scikit-learn computes it each ti
 
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+# scikit-learn's MLP takes sample_weight from 1.7 on.
+_MLP_TAKES_WEIGHTS = "sample_weight" in inspect.signature(MLPClassifier.fit).parameters
 _FLOAT_DTYPES = (np.float64, np.float32)
 
 
@@ -336,11 +339,17 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator):
     # such parameters, so a meta-estimator that routes X_val/y_val to another
     # member (a HistGradientBoosting) must not make the drop-in raise
     # UnsetMetadataPassedError. False, not UNUSED: set_fit_request keeps them.
+    # scikit-learn 1.6's MLP takes no sample_weight either: there, routed
+    # sample weights are skmlp's too only when asked for.
     __metadata_request__fit = {
         "X_val": False,
         "y_val": False,
         "sample_weight_val": False,
+        **({} if _MLP_TAKES_WEIGHTS else {"sample_weight": False}),
     }
+    __metadata_request__partial_fit = (
+        {} if _MLP_TAKES_WEIGHTS else {"sample_weight": False}
+    )
 
     # ---- fitting -----------------------------------------------------------
 

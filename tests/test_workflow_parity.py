@@ -96,6 +96,32 @@ def test_x_val_routed_to_a_sibling_does_not_make_the_drop_in_raise(sibling):
     )
 
 
+def _routing_outcome(mlp):
+    """What routing sample_weight to a VotingClassifier does with this MLP
+    as the member that did not ask for it: 'fits', or the error's name."""
+    X_train, _, y_train, _ = train_test_split(X_cls, y_cls, random_state=0)
+    other = LogisticRegression().set_fit_request(sample_weight=True)
+    vote = VotingClassifier(
+        [("other", other), ("mlp", mlp(max_iter=5, random_state=0))], voting="soft"
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            vote.fit(X_train, y_train, sample_weight=np.ones(len(y_train)))
+    except Exception as error:
+        return type(error).__name__
+    return "fits"
+
+
+def test_routed_sample_weight_is_treated_as_the_mlp_treats_it():
+    """scikit-learn 1.6's MLP takes no sample_weight, so weights routed to a
+    sibling leave it alone; from 1.7 it takes them, and an unset request
+    raises. The drop-in does what the installed MLP does."""
+    with sklearn.config_context(enable_metadata_routing=True):
+        outcome = _routing_outcome(BackpropClassifier)
+        assert outcome == _routing_outcome(MLPClassifier)
+
+
 def test_requested_x_val_is_still_routed():
     """set_fit_request(X_val=True, y_val=True) keeps routing them (the README's
     Pipeline recipe): every epoch is scored on the routed validation set."""
