@@ -267,6 +267,23 @@ def test_long_lbfgs_regression_follows_the_mlp(settings):
     assert_array_equal(ours.predict(X), ref.predict(X))
 
 
+def test_float32_lbfgs_stays_float32_where_the_mlp_turns_float64():
+    """A documented difference: MLPClassifier's L-BFGS leaves float32 input's
+    weights as scipy's float64 (and computes in float64); skmlp trains and
+    keeps them in float32, as both do for sgd and adam. The fits agree to
+    float32 precision, not bit for bit."""
+    X, y = X_cls.astype(np.float32), y_cls
+    kwargs = dict(solver="lbfgs", hidden_layer_sizes=(8,), max_iter=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = BackpropClassifier(**kwargs).fit(X, y)
+        ref = MLPClassifier(**kwargs).fit(X, y)
+    assert ours.coefs_[0].dtype == np.float32
+    assert ref.coefs_[0].dtype == np.float64
+    assert ours.n_iter_ == ref.n_iter_
+    assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+
+
 def test_make_pipeline_names_the_step_after_the_class():
     """A documented difference: make_pipeline names the step
     'backpropclassifier', so a grid keyed 'mlpclassifier__alpha' is renamed."""
