@@ -130,6 +130,17 @@ def _uniform(rng, bound, shape):
     return rng.uniform(-bound, bound, shape)
 
 
+def _point_in_the_data(z, rng, n_rows=5):
+    """Per column j of z (rows, units): sum_i d_ij z[r_ij, j] for n_rows random
+    rows r_ij and weights d_j ~ Dirichlet(1, ..., 1) (normalised exponential
+    draws): a random point of the column's values' convex hull."""
+    units = np.arange(z.shape[1])
+    rows = rng.randint(z.shape[0], size=(n_rows, z.shape[1]))
+    weights = rng.exponential(size=(n_rows, z.shape[1]))
+    weights /= weights.sum(axis=0)
+    return (z[rows, units] * weights).sum(axis=0)
+
+
 class Layer:
     """Base: a layer with no parameters and no fixed state."""
 
@@ -161,11 +172,14 @@ class Dense(Layer):
 
     Initialisation: ``init='glorot'`` draws scikit-learn's MLP init (uniform
     in +-sqrt(6 / (n_in + n_out)), +-sqrt(2 / ...) for logistic) for W and b;
+    ``init='normal'`` (for ``ntk=True``) draws W from N(0, 1), b = 0;
+    ``init='zeros'`` starts an output layer at 0 (W = 0, b = 0);
     ``init='data'`` (RealMLP's, with ``ntk=True``) draws W from N(0, 1),
     rescales each unit so that its pre-activation ``c X W`` has unit standard
-    deviation on the initialisation rows, and sets each bias to minus that
-    pre-activation at a random row, so every unit starts with its kink inside
-    the data.
+    deviation on the initialisation rows, and sets each bias to minus a
+    random convex combination of that pre-activation at 5 random rows
+    (weights from a flat Dirichlet; RealMLP's "he+5"), so every unit starts
+    with its kink inside the data.
     """
 
     def __init__(
@@ -197,8 +211,15 @@ class Dense(Layer):
             std = z.std(axis=0)
             std[~(std > 0)] = 1.0  # a unit no row moves keeps its scale
             P["W"][...] = W / std
-            rows = rng.randint(X.shape[0], size=self.n_out)
-            P["b"][...] = -z[rows, np.arange(self.n_out)] / std
+            P["b"][...] = -_point_in_the_data(z / std, rng)
+            return
+        if self.init == "normal":  # NTK: N(0, 1) weights, zero biases
+            P["W"][...] = rng.standard_normal((self.n_in, self.n_out))
+            P["b"][...] = 0.0
+            return
+        if self.init == "zeros":  # an output layer that starts at 0
+            P["W"][...] = 0.0
+            P["b"][...] = 0.0
             return
         factor = 2.0 if self.activation == "logistic" else 6.0
         bound = math.sqrt(factor / (self.n_in + self.n_out))
@@ -316,19 +337,30 @@ class Scale(Layer):
 
 class Dropout(Layer):
     """Inverted dropout: ``Y = X * m``, m_ij = 1 / (1 - rate) with probability
-    1 - rate, else 0; identity outside training. ``dL/dX = dL/dY * m``."""
+    1 - rate, else 0; identity outside training. ``dL/dX = dL/dY * m``.
+
+    Masks come from 16-bit random integers (a third of the cost of uniform
+    doubles): the rate is rounded to a multiple of 1/65536, and the kept
+    entries are scaled by the exact inverse of the resulting keep probability,
+    so E[m] = 1 still holds exactly.
+    """
 
     def __init__(self, rate):
         self.rate = rate
 
     def forward(self, P, G, X, ctx):
-        if not ctx.train or self.rate == 0:
+        threshold = round(self.rate * 65536)
+        if not ctx.train or threshold == 0:
             return X, lambda dY: dY
         mask = ctx.mask()
         if mask is None:
-            keep = ctx.rng.uniform(size=X.shape) >= self.rate
-            mask = ctx.ops.asarray(keep / (1.0 - self.rate), dtype=X.dtype)
-
+            bits = ctx.rng.randint(0, 65536, size=X.shape, dtype=np.uint16)
+            scale = 65536 / (65536 - threshold)
+            if ctx.ops.is_numpy:
+                mask = np.multiply(bits >= threshold, scale, dtype=X.dtype)
+            else:
+                host = (bits >= threshold) * scale
+                mask = ctx.ops.astype_like(ctx.ops.asarray(host), X)
         return X * mask, lambda dY: dY * mask
 
 
@@ -625,19 +657,24 @@ class MemberHeads(Layer):
 
     Shapes: X (k n, n_in); W (k, n_in, n_out); b (k, n_out); Y (k n, n_out):
     one batched matmul (k, n, n_in) @ (k, n_in, n_out). Init uniform in
-    +-1/sqrt(n_in). Backward::
+    +-1/sqrt(n_in), or 0 (``init='zeros'``). Backward::
 
         dL/dW_i = X_i^T g_i     dL/db_i = sum_n g_i     dL/dX_i = g_i W_i^T
     """
 
-    def __init__(self, n_in, n_out, n_members):
+    def __init__(self, n_in, n_out, n_members, init="uniform"):
         self.n_in, self.n_out, self.n_members = n_in, n_out, n_members
+        self.init = init
         self.params = (
             Param("W", (n_members, n_in, n_out)),
             Param("b", (n_members, n_out), wd_scale=0.0),
         )
 
     def initialize(self, P, X, rng):
+        if self.init == "zeros":  # every head starts at 0, as Dense's 'zeros'
+            P["W"][...] = 0.0
+            P["b"][...] = 0.0
+            return
         bound = 1 / math.sqrt(self.n_in)
         P["W"][...] = _uniform(rng, bound, P["W"].shape)
         P["b"][...] = _uniform(rng, bound, P["b"].shape)

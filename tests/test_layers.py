@@ -389,9 +389,19 @@ def test_data_dependent_init_gives_unit_std_preactivations_with_kinks_in_the_dat
     W, b = net.views[0]["W"], net.views[0]["b"]
     z = X @ W / np.sqrt(D)
     assert_allclose(z.std(axis=0), 1.0, rtol=1e-10)
-    # Each bias is minus one training row's pre-activation: z + b = 0 there.
-    for j in range(8):
-        assert np.min(np.abs(z[:, j] + b[j])) < 1e-12
+    # The same draws, replayed: each bias is minus a Dirichlet(1)-weighted
+    # average of the unit's (standardised) pre-activations at 5 random rows.
+    replay = np.random.RandomState(3)
+    replay.normal(size=(200, D))  # X's draw
+    W0 = replay.standard_normal((D, 8))
+    z0 = X @ W0 / np.sqrt(D)
+    z0 /= z0.std(axis=0)
+    rows = replay.randint(200, size=(5, 8))
+    d = replay.exponential(size=(5, 8))
+    d /= d.sum(axis=0)
+    expected = -np.array([d[:, j] @ z0[rows[:, j], j] for j in range(8)])
+    assert_allclose(b, expected, rtol=1e-12)
+    assert ((-b >= z.min(axis=0)) & (-b <= z.max(axis=0))).all()
 
 
 def test_periodic_embedding_matches_its_formula():
@@ -499,3 +509,17 @@ def test_every_engine_gives_numpys_loss_and_gradient(engine, stack, output):
     assert_allclose(
         np.asarray(ops.to_numpy(net.predict(on(X)))), prediction, rtol=1e-12
     )
+
+
+def test_dropout_masks_keep_the_expected_share_and_mean_one():
+    rng = np.random.RandomState(8)
+    X = np.ones((400, 250), dtype=np.float32)
+    Y, backprop = Dropout(0.3).forward({}, {}, X, Context(NUMPY, train=True, rng=rng))
+    kept = Y > 0
+    # 100,000 Bernoulli(0.7) draws: the share is 0.7 within 5 standard errors
+    assert abs(kept.mean() - 0.7) < 5 * np.sqrt(0.21 / kept.size)
+    scale = Y[kept]
+    assert_allclose(scale, 65536 / (65536 - round(0.3 * 65536)), rtol=1e-6)
+    assert_allclose(backprop(np.ones_like(X)), Y)  # the same mask backward
+    evaluated, _ = Dropout(0.3).forward({}, {}, X, Context(NUMPY, train=False))
+    assert evaluated is X

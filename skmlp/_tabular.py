@@ -1,0 +1,770 @@
+"""TabularMLPClassifier and TabularMLPRegressor: an MLP recipe for real tables.
+
+The estimators take a table as it comes (a DataFrame with numeric, categorical
+and missing values, or an array), own their preprocessing
+(:class:`~skmlp.TabularPreprocessor`), and train a stack of hand-derived
+layers (``_layers.py``) with RealMLP-TD's published recipe as named defaults:
+
+- robust scaling and smooth clipping of numeric columns; one-hot up to 8
+  categories, +-1 binaries, learned 8-dimensional embeddings above;
+- periodic numeric embeddings (PBLD), a per-feature scale (lr x6);
+- three hidden layers of 256 in the NTK parametrisation with data-dependent
+  initialisation, each followed by a parametric activation (SELU for
+  classification, Mish for regression) and dropout;
+- AdamW with betas (0.9, 0.95); the learning rate on the "coslog4" schedule,
+  dropout (0.15) and weight decay (0.02) flat for half of training then
+  cosine to 0; biases at lr x0.1 without decay;
+- label smoothing 0.1 (classification); standardised targets and predictions
+  clipped to the training range (regression);
+- an internal validation split (20%, stratified), and the weights of the best
+  epoch (the latest of ties) restored at the end.
+
+``n_members > 1`` trains an ensemble of that many members as one computation
+(TabM-mini: a member-wise random-sign adapter in front of a shared MLP, and
+one output head per member); predictions average the members' outputs.
+
+The training loop reads top-down: ``fit -> _fit_network -> _train ->
+_run_epoch -> _step``; it works on its own copies and the estimator commits
+its fitted attributes only when everything succeeded.
+"""
+
+import math
+import time
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state, compute_sample_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    _num_samples,
+    check_consistent_length,
+    check_is_fitted,
+)
+
+from ._layers import (
+    CategoricalEmbedding,
+    Context,
+    Dense,
+    Dropout,
+    EnsembleAdapter,
+    MemberHeads,
+    ParametricActivation,
+    PeriodicEmbedding,
+    PiecewiseLinearEncoding,
+    Scale,
+)
+from ._losses import OUTPUTS, quantile
+from ._ops import numpy_engine
+from ._optimizers import Adam
+from ._preprocessing import TabularPreprocessor
+from ._schedules import SCHEDULES
+from ._stack import Network
+
+# RealMLP-TD's batch size by the number of training rows: (at most, batch).
+_BATCH_SIZES = ((1024, 64), (8192, 128), (30_000, 256), (100_000, 512))
+_SOFT_SOFTMAX = OUTPUTS["softmax"]._replace()  # another object, same functions
+_INIT_ROWS = 1024  # rows the data-dependent initialisation looks at
+_PREDICT_ROWS = 8192  # rows per chunk at predict time (bounded memory)
+
+
+def auto_batch_size(n_samples):
+    """RealMLP-TD's rule: 64 up to 1,024 rows, 128 up to 8,192, 256 up to
+    30,000, 512 up to 100,000, else 1,024."""
+    for limit, size in _BATCH_SIZES:
+        if n_samples <= limit:
+            return size
+    return 1024
+
+
+def build_layers(preprocessor, n_outputs, est, activation):
+    """The stack for the preprocessor's columns: embeddings, scale, hidden
+    blocks (NTK Dense, parametric activation, dropout), output."""
+    width = len(preprocessor.feature_kinds_)
+    numeric = list(preprocessor.numeric_columns_)
+    layers = []
+    codes = list(preprocessor.code_columns_)
+    if codes:
+        embedding = CategoricalEmbedding(
+            width, codes, preprocessor.code_cardinalities_, est.embedding_dim
+        )
+        # The embedding's output: the code blocks, then the other columns.
+        others = list(embedding.columns.others)
+        numeric = [len(codes) * est.embedding_dim + others.index(j) for j in numeric]
+        layers.append(embedding)
+        width = embedding.n_out
+    if numeric and est.numeric_embedding == "periodic":
+        layers.append(PeriodicEmbedding(width, numeric))
+    elif numeric and est.numeric_embedding == "piecewise_linear":
+        layers.append(PiecewiseLinearEncoding(width, numeric))
+    if len(layers) > (1 if codes else 0):
+        width = layers[-1].n_out
+    layers.append(Scale(width))
+    k = est.n_members
+    if k > 1:
+        layers.append(EnsembleAdapter(k, width))
+    for size in est.hidden_layer_sizes:
+        layers += [
+            Dense(
+                width,
+                size,
+                ntk=True,
+                init="data",
+                penalized=False,
+                bias_lr_scale=0.1,
+                bias_wd_scale=0.0,
+            ),
+            ParametricActivation(size, activation, lr_scale=0.1),
+            Dropout(est.dropout),
+        ]
+        width = size
+    if k > 1:
+        layers.append(MemberHeads(width, n_outputs, k, init="zeros"))
+    else:
+        layers.append(Dense(width, n_outputs, ntk=True, init="zeros", penalized=False))
+    return layers
+
+
+class _Result:
+    """What a training run hands back for the estimator to commit."""
+
+    def __init__(self, params, loss_curve, validation_scores, best_epoch, n_iter):
+        self.params, self.loss_curve = params, loss_curve
+        self.validation_scores, self.best_epoch = validation_scores, best_epoch
+        self.n_iter = n_iter
+
+
+class _BaseTabularMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, the network,
+    the training loop and the chunked forward pass."""
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like"],
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "numeric_embedding": [StrOptions({"periodic", "piecewise_linear", "none"})],
+        "activation": [StrOptions({"auto", "selu", "mish", "relu", "gelu", "silu"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "learning_rate": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+        ],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def _hidden_sizes(self):
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if (
+            sizes.ndim != 1
+            or not np.issubdtype(sizes.dtype, np.integer)
+            or (sizes < 1).any()
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _fit_network(self, X, Y, sample_weight, stratify, output, rng):
+        """Preprocess, split, build, train: (preprocessor, layers, result)."""
+        preprocessor = TabularPreprocessor(
+            categorical_features=self.categorical_features
+        ).fit(X)
+        features = preprocessor.transform(X).astype(self.dtype)
+        train, val = self._split(features.shape[0], stratify, rng)
+        layers = build_layers(preprocessor, Y.shape[1], self, self._activation())
+        result = self._train(
+            layers, output, features, Y, sample_weight, train, val, rng
+        )
+        return preprocessor, layers, result
+
+    def _split(self, n, stratify, rng):
+        """Row indices of the training and validation parts (validation None
+        when the data are too few to spare any)."""
+        rows = np.arange(n)
+        n_val = math.floor(self.validation_fraction * n)
+        if n_val < 1 or n - n_val < 1:
+            return rows, None
+        seed = rng.randint(np.iinfo(np.int32).max)
+        if stratify is not None:
+            counts = np.unique(stratify, return_counts=True)[1]
+            if counts.min() < 2 or n_val < len(counts):
+                stratify = None
+        train, val = train_test_split(
+            rows, test_size=n_val, random_state=seed, stratify=stratify
+        )
+        return np.sort(train), np.sort(val)
+
+    def _train(self, layers, output, X, Y, sample_weight, train, val, rng):
+        dtype = np.dtype(self.dtype)
+        ops = numpy_engine(dtype)
+        n_members = self.n_members
+        net = Network(layers, output, n_members=n_members, ops=ops, dtype=dtype)
+        init_rows = train[rng.permutation(len(train))[:_INIT_ROWS]]
+        net.initialize(X[init_rows], rng)
+        optimizer = Adam(
+            Adam.new_state(net.params, 0.0),
+            0.0,
+            0.9,
+            0.95,
+            1e-8,
+            groups=net.groups(),
+        )
+        batch_size = self._batch_size(len(train))
+        steps_per_epoch = math.ceil(len(train) / batch_size)
+        total_steps = self.max_epochs * steps_per_epoch
+        w = None if sample_weight is None else sample_weight.astype(dtype)
+        best = (np.inf, -1, net.params.copy())
+        loss_curve, scores = [], []
+        for epoch in range(self._epochs_to_run()):
+            start = time.perf_counter()
+            loss = self._run_epoch(
+                net,
+                optimizer,
+                X,
+                Y,
+                w,
+                train,
+                batch_size,
+                epoch * steps_per_epoch,
+                total_steps,
+                rng,
+            )
+            loss_curve.append(loss)
+            if val is not None:
+                score = self._validation_error(
+                    net, X[val], Y[val], None if w is None else w[val]
+                )
+                scores.append(score)
+                if score <= best[0]:  # the latest of ties
+                    best = (score, epoch, net.params.copy())
+            if self.verbose:
+                shown = f", validation error {scores[-1]:.5f}" if scores else ""
+                print(
+                    f"Epoch {epoch + 1}, loss {loss:.5f}{shown} "
+                    f"({time.perf_counter() - start:.2f} s)"
+                )
+            if not math.isfinite(loss):
+                break
+        if val is None:
+            best = (np.nan, len(loss_curve) - 1, net.params.copy())
+        return _Result(best[2], loss_curve, scores or None, best[1], len(loss_curve))
+
+    def _epochs_to_run(self):
+        """Epochs this fit runs; the schedules' horizon is max_epochs either way
+        (a seam for tests that stop a fit early to compare its weights)."""
+        return self.max_epochs
+
+    def _batch_size(self, n_train):
+        if self.batch_size == "auto":
+            return auto_batch_size(n_train)
+        return min(self.batch_size, n_train)
+
+    def _run_epoch(self, net, optimizer, X, Y, w, rows, batch_size, step, total, rng):
+        """One pass over the shuffled training rows; the mean minibatch loss."""
+        order = rows[rng.permutation(len(rows))]
+        losses = []
+        for begin in range(0, len(order), batch_size):
+            batch = order[begin : begin + batch_size]
+            t = step / total
+            losses.append(self._step(net, optimizer, X, Y, w, batch, t, rng))
+            step += 1
+        return float(np.mean(losses))
+
+    def _step(self, net, optimizer, X, Y, w, batch, t, rng):
+        """One AdamW step with the schedules at t (the fraction of training done)."""
+        lr = self._learning_rate() * SCHEDULES["coslog4"](t)
+        optimizer.learning_rate_init = lr
+        optimizer.weight_decay = self.weight_decay * SCHEDULES["flat_cos"](t)
+        dropout = self.dropout * SCHEDULES["flat_cos"](t)
+        for layer in net.layers:
+            if isinstance(layer, Dropout):
+                layer.rate = dropout
+        ctx = Context(net.ops, train=True, rng=rng)
+        loss, grad = net.loss_and_grad(
+            X[batch], Y[batch], None if w is None else w[batch], ctx=ctx
+        )
+        optimizer.step(net.params, grad)
+        return float(loss)
+
+    def _network(self, dtype=None):
+        params = self.params_ if dtype is None else self.params_.astype(dtype)
+        return Network(self.layers_, self._output(), params, self.n_members)
+
+    def _forward(self, X):
+        """The members' averaged outputs for X, chunk by chunk, in float64
+        (whatever the training dtype: a row's prediction then does not depend
+        on which other rows share its chunk, to float64's rounding)."""
+        check_is_fitted(self)
+        features = self.preprocessor_.transform(X)
+        net = self._network(np.float64)
+        out = [
+            net.predict(features[begin : begin + _PREDICT_ROWS])
+            for begin in range(0, features.shape[0], _PREDICT_ROWS)
+        ]
+        if not out:
+            return np.empty((0, self.n_outputs_))
+        return np.concatenate(out)
+
+    def _commit(self, preprocessor, layers, result):
+        self.preprocessor_ = preprocessor
+        self.n_features_in_ = preprocessor.n_features_in_
+        if hasattr(preprocessor, "feature_names_in_"):
+            self.feature_names_in_ = preprocessor.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.layers_ = layers
+        self.params_ = result.params
+        self.loss_curve_ = result.loss_curve
+        self.validation_scores_ = result.validation_scores
+        self.best_epoch_ = result.best_epoch
+        self.n_iter_ = result.n_iter
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.non_deterministic = False
+        return tags
+
+
+class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
+    """An MLP classifier for tables: RealMLP-TD's recipe, hand-derived.
+
+    Takes a DataFrame as it comes (numeric, categorical, boolean and string
+    columns, missing values) or an array, and trains the recipe described in
+    the module ``skmlp._tabular``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(256, 256, 256)
+        Widths of the hidden layers.
+    n_members : int, default=1
+        Members of an ensemble trained as one computation (TabM-mini);
+        predictions average their probabilities.
+    numeric_embedding : {"periodic", "piecewise_linear", "none"}, default="periodic"
+        How numeric columns enter: PBLD periodic embeddings (4 values per
+        column), piecewise-linear encodings (48 bins), or as they are.
+    activation : {"auto", "selu", "mish", "relu", "gelu", "silu"}, default="auto"
+        Hidden activation, wrapped as a parametric one; "auto" is "selu".
+    dropout : float, default=0.15
+        Dropout rate after each hidden layer (flat, then cosine to 0).
+    weight_decay : float, default=0.02
+        Decoupled weight decay (flat, then cosine to 0).
+    label_smoothing : float, default=0.1
+        Targets ``(1 - e) y + e / n_classes``.
+    learning_rate : "auto" or float, default="auto"
+        Peak learning rate of the coslog4 schedule; "auto" is 0.04.
+    batch_size : "auto" or int, default="auto"
+        "auto": 64 up to 1,024 training rows, 128 up to 8,192, 256 up to
+        30,000, 512 up to 100,000, else 1,024.
+    max_epochs : int, default=256
+        Epochs; the best epoch's weights are kept.
+    validation_fraction : float, default=0.2
+        Share of the training rows held out (stratified) to pick the best
+        epoch by classification error; 0 keeps the last epoch.
+    categorical_features : "from_dtype", None or array-like, default="from_dtype"
+        As for :class:`~skmlp.TabularPreprocessor`.
+    embedding_dim : int, default=8
+        Size of the learned embedding of each high-cardinality column.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of training and prediction.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the split, the initialisation, shuffling and dropout.
+    verbose : bool, default=False
+        Print each epoch's loss and validation error.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    preprocessor_ : TabularPreprocessor
+    layers_ : list of layers
+    params_ : ndarray
+        The flat parameter vector of the kept (best) epoch.
+    loss_curve_ : list of float
+        Mean training loss of each epoch.
+    validation_scores_ : list of float or None
+        Validation error of each epoch (None without a validation split).
+    best_epoch_ : int
+        Epoch (from 0) whose weights were kept.
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when X has string column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmlp import TabularMLPClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> clf = TabularMLPClassifier(hidden_layer_sizes=(32,), max_epochs=20,
+    ...                            random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    _parameter_constraints = {
+        **_BaseTabularMLP._parameter_constraints,
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(256, 256, 256),
+        n_members=1,
+        numeric_embedding="periodic",
+        activation="auto",
+        dropout=0.15,
+        weight_decay=0.02,
+        label_smoothing=0.1,
+        learning_rate="auto",
+        batch_size="auto",
+        max_epochs=256,
+        validation_fraction=0.2,
+        categorical_features="from_dtype",
+        embedding_dim=8,
+        class_weight=None,
+        dtype="float32",
+        random_state=None,
+        verbose=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_members = n_members
+        self.numeric_embedding = numeric_embedding
+        self.activation = activation
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.categorical_features = categorical_features
+        self.embedding_dim = embedding_dim
+        self.class_weight = class_weight
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _activation(self):
+        return "selu" if self.activation == "auto" else self.activation
+
+    def _learning_rate(self):
+        return 0.04 if self.learning_rate == "auto" else self.learning_rate
+
+    def _output(self):
+        # Soft (label-smoothed) targets: the numpy loss and delta, which take
+        # any targets; the compiled engine's fused kernel reads 0/1 targets.
+        return _SOFT_SOFTMAX
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the preprocessing and the network on the table X.
+
+        Parameters
+        ----------
+        X : {DataFrame, array-like} of shape (n_samples, n_features)
+            Missing values and categorical columns are allowed.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        self : TabularMLPClassifier
+        """
+        self._hidden_sizes()
+        _check_rows(X, y)
+        y = _check_y(y, estimator=self)  # one column; NaN and None refused
+        check_classification_targets(y)
+        check_consistent_length(_rows_of(X), y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                "y has only one class "
+                f"({encoder.classes_[0]!r}): a classifier needs at least two."
+            )
+        codes = encoder.transform(y)
+        weight = _weights(sample_weight, X, self.class_weight, y)
+        n_classes = len(encoder.classes_)
+        e = self.label_smoothing
+        Y = np.full((len(y), n_classes), e / n_classes, dtype=self.dtype)
+        Y[np.arange(len(y)), codes] += 1 - e
+        rng = check_random_state(self.random_state)
+        preprocessor, layers, result = self._fit_network(
+            X, Y, weight, codes, self._output(), rng
+        )
+        self.classes_ = encoder.classes_
+        self.n_outputs_ = n_classes
+        self._commit(preprocessor, layers, result)
+        return self
+
+    def _validation_error(self, net, X, Y, w):
+        """Share of (weighted) validation rows whose class is missed."""
+        predicted = np.argmax(net.predict(X), axis=1)
+        wrong = predicted != np.argmax(Y, axis=1)
+        return float(np.average(wrong, weights=w))
+
+    def predict_proba(self, X):
+        """Class probabilities, the members' average.
+
+        Parameters
+        ----------
+        X : {DataFrame, array-like} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        return self._forward(X)
+
+    def predict(self, X):
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : {DataFrame, array-like} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
+    """An MLP regressor for tables: RealMLP-TD's recipe, hand-derived.
+
+    As :class:`TabularMLPClassifier`, for real-valued targets (one or
+    several columns): targets are standardised for training, and predictions
+    are clipped to the range of the training targets.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "absolute_error", "quantile"}, default="squared_error"
+        Training loss.
+    quantile : float, default=0.5
+        The level of the quantile (pinball) loss, with ``loss="quantile"``.
+    activation : {"auto", "selu", "mish", "relu", "gelu", "silu"}, default="auto"
+        "auto" is "mish".
+    learning_rate : "auto" or float, default="auto"
+        "auto" is 0.2.
+    validation_fraction : float, default=0.2
+        Share of the training rows held out to pick the best epoch by the
+        validation loss; 0 keeps the last epoch.
+
+    The other parameters are those of :class:`TabularMLPClassifier`, but for
+    ``label_smoothing`` and ``class_weight``.
+
+    Attributes
+    ----------
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
+        Standardisation of the targets.
+    y_min_, y_max_ : ndarray of shape (n_outputs,)
+        Range predictions are clipped to.
+
+    The other attributes are those of :class:`TabularMLPClassifier`, but for
+    ``classes_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmlp import TabularMLPRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = X[:, 0] - 2 * X[:, 1]
+    >>> reg = TabularMLPRegressor(hidden_layer_sizes=(32,), max_epochs=20,
+    ...                           random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseTabularMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "absolute_error", "quantile"})],
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        *,
+        loss="squared_error",
+        quantile=0.5,
+        hidden_layer_sizes=(256, 256, 256),
+        n_members=1,
+        numeric_embedding="periodic",
+        activation="auto",
+        dropout=0.15,
+        weight_decay=0.02,
+        learning_rate="auto",
+        batch_size="auto",
+        max_epochs=256,
+        validation_fraction=0.2,
+        categorical_features="from_dtype",
+        embedding_dim=8,
+        dtype="float32",
+        random_state=None,
+        verbose=False,
+    ):
+        self.loss = loss
+        self.quantile = quantile
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_members = n_members
+        self.numeric_embedding = numeric_embedding
+        self.activation = activation
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.categorical_features = categorical_features
+        self.embedding_dim = embedding_dim
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _activation(self):
+        return "mish" if self.activation == "auto" else self.activation
+
+    def _learning_rate(self):
+        return 0.2 if self.learning_rate == "auto" else self.learning_rate
+
+    def _output(self):
+        if self.loss == "quantile":
+            return quantile(self.quantile)
+        return OUTPUTS["identity" if self.loss == "squared_error" else self.loss]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the preprocessing and the network on the table X.
+
+        Parameters
+        ----------
+        X : {DataFrame, array-like} of shape (n_samples, n_features)
+            Missing values and categorical columns are allowed.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        self : TabularMLPRegressor
+        """
+        self._hidden_sizes()
+        _check_rows(X, y)
+        y = _check_y(y, multi_output=True, y_numeric=True, estimator=self)
+        check_consistent_length(_rows_of(X), y)
+        single_output = y.ndim == 1
+        y = y.reshape(len(y), -1).astype(np.float64)
+        weight = _weights(sample_weight, X, None, None)
+        mean = y.mean(axis=0)
+        scale = y.std(axis=0)
+        scale[~(scale > 0)] = 1.0
+        Y = ((y - mean) / scale).astype(self.dtype)
+        rng = check_random_state(self.random_state)
+        preprocessor, layers, result = self._fit_network(
+            X, Y, weight, None, self._output(), rng
+        )
+        self.y_mean_, self.y_scale_ = mean, scale
+        self.y_min_, self.y_max_ = y.min(axis=0), y.max(axis=0)
+        self.n_outputs_ = y.shape[1]
+        self._single_output = single_output
+        self._commit(preprocessor, layers, result)
+        return self
+
+    def _validation_error(self, net, X, Y, w):
+        """The validation loss (of the standardised targets)."""
+        return float(
+            self._output().loss(Y, net.predict(X), None if w is None else w / w.sum())
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def predict(self, X):
+        """Predicted targets, clipped to the training range.
+
+        Parameters
+        ----------
+        X : {DataFrame, array-like} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        standardised = self._forward(X)
+        y = np.clip(
+            standardised * self.y_scale_ + self.y_mean_, self.y_min_, self.y_max_
+        )
+        return y.ravel() if self._single_output else y
+
+
+def _n_rows(X):
+    return _num_samples(X)
+
+
+def _check_rows(X, y):
+    """y given, and X with at least one row (scikit-learn's wording)."""
+    if y is None:
+        raise ValueError(
+            "requires y to be passed, but the target y is None: pass the "
+            "targets as fit's second argument."
+        )
+    if _n_rows(X) == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={getattr(X, 'shape', None)}) "
+            "while a minimum of 1 is required."
+        )
+
+
+def _rows_of(X):
+    """X itself where it has a length; its row count where it only has a shape."""
+    return np.empty(_num_samples(X)) if not hasattr(X, "__len__") else X
+
+
+def _weights(sample_weight, X, class_weight, y):
+    """Row weights (None when all equal): sample_weight times class weights."""
+    if sample_weight is None and class_weight is None:
+        return None
+    n = _n_rows(X)
+    weight = _check_sample_weight(
+        sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True
+    )
+    if class_weight is not None:
+        weight = weight * compute_sample_weight(class_weight, y)
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum.")
+    return weight
+
+
