@@ -73,6 +73,11 @@ class Context:
         Whether the first layer returns dL/dX (a gradient check of the input).
     outputs, deltas : list, optional
         Per-layer scratch buffers (a drop-in workspace) for Dense layers.
+    ones : ndarray, optional
+        A workspace's column of ones, for equation (3) as a product.
+    exact_sums : bool
+        Sum equation (3) over rows as ``np.sum`` does (scikit-learn's order of
+        operations, which L-BFGS parity needs) instead of as a product.
     """
 
     def __init__(
@@ -85,11 +90,13 @@ class Context:
         outputs=None,
         deltas=None,
         ones=None,
+        exact_sums=False,
     ):
         self.ops, self.xp = ops, ops.xp
         self.train, self.rng, self.masks = train, rng, masks
         self.input_grad = input_grad
         self.outputs, self.deltas, self.ones = outputs, deltas, ones
+        self.exact_sums = exact_sums
         self.index = 0  # the layer being run, set by the stack
 
     def needs_input_grad(self):
@@ -159,6 +166,10 @@ class Dense(Layer):
 
     Shapes: X (rows, n_in), W (n_in, n_out), b (n_out,), a (rows, n_out).
 
+    With ``output`` (an ``_losses.Output``), f is the output activation,
+    fused with the bias add, and backprop receives dL/dz itself (the loss's
+    delta): the last layer of a drop-in network.
+
     The four equations of backpropagation, for ``delta = dL/dz``::
 
         (1) dL/dz = dL/da * f'(z)          (times dropout's mask m when the
@@ -195,9 +206,11 @@ class Dense(Layer):
         weight_wd_scale=1.0,
         bias_lr_scale=1.0,
         bias_wd_scale=1.0,
+        output=None,
     ):
         self.n_in, self.n_out, self.activation = n_in, n_out, activation
         self.ntk, self.init = ntk, init
+        self.output = output
         self.scale = 1 / math.sqrt(n_in) if ntk else 1.0
         self.params = (
             Param("W", (n_in, n_out), penalized, weight_lr_scale, weight_wd_scale),
@@ -231,27 +244,35 @@ class Dense(Layer):
         z = ops.matmul(X, W, ctx.out())  # X W
         if self.ntk:
             z *= self.scale
-        from_input = ACTIVATIONS[self.activation].from_input
-        a, z_kept = ops.activate(self.activation, z, P["b"], from_input)
-        f_input = z_kept if from_input else a  # what f' reads in (1)
         mask = ctx.mask()
-        if mask is not None:  # inverted dropout, fused: the next layer sees f(z) m
-            a = a * mask
-        needs_input_grad, delta_out, ones = (
-            ctx.needs_input_grad(),
-            ctx.delta_out(),
-            ctx.ones,
-        )
+        if self.output is not None:  # the bias add fused with the output's f
+            a, f_input = ops.output_activate(self.output, z, P["b"]), None
+        else:
+            from_input = ACTIVATIONS[self.activation].from_input
+            a, z_kept = ops.activate(self.activation, z, P["b"], from_input)
+            f_input = z_kept if from_input else a  # what f' reads in (1)
+            if mask is not None:  # inverted dropout: the next layer sees f(z) m
+                a = a * mask
+        needs_input_grad, delta_out = ctx.needs_input_grad(), ctx.delta_out()
+        ones, exact_sums = ctx.ones, ctx.exact_sums
+
+        def bias_gradient(delta):  # (3) dL/db = 1^T dL/dz
+            if exact_sums:
+                ops.column_sums(delta, G["b"])
+            else:
+                ops.bias_gradient(delta, ones, G["b"])
 
         def backprop(dA):
-            delta = ops.activation_backward(self.activation, f_input, dA, mask)  # (1)
+            # (1) dL/dz = dL/da * f'(z) (* m); at the output, dA is dL/dz.
+            delta = dA
+            if self.output is None:
+                delta = ops.activation_backward(self.activation, f_input, dA, mask)
             if self.ntk:
-                ops.bias_gradient(delta, ones, G["b"])  # (3)
+                bias_gradient(delta)
                 delta = delta * self.scale
-                ops.weight_gradient(X, delta, G["W"])  # (2)
-            else:
-                ops.weight_gradient(X, delta, G["W"])  # (2)
-                ops.bias_gradient(delta, ones, G["b"])  # (3)
+            ops.weight_gradient(X, delta, G["W"])  # (2)
+            if not self.ntk:
+                bias_gradient(delta)
             if not needs_input_grad:
                 return None
             return ops.matmul(delta, W.T, delta_out)  # (4)

@@ -7,16 +7,19 @@ of shape ``(n_samples, n_0)`` the forward pass is::
 
     z_k = a_{k-1} W_k + b_k        a_k = f(z_k)   (f = output activation at k = L)
 
-and the backward pass applies the four matrix equations of backpropagation
-(in :meth:`MLP.loss_and_grad`, numbered there as here)::
+and the backward pass applies the four matrix equations of backpropagation::
 
     (1) dL/dz_k     = dL/da_k * f'(z_k)          elementwise
     (2) dL/dW_k     = a_{k-1}^T  dL/dz_k
     (3) dL/db_k     = sum over samples of dL/dz_k
     (4) dL/da_{k-1} = dL/dz_k  W_k^T
 
-At the output, the loss and activation are a canonical pair, so ``dL/dz_L``
-is ``P - Y`` scaled by the sample weights (see ``_losses.py``).
+Each layer is a :class:`skmlp._layers.Dense`, where these four equations are
+written, numbered as here, beside its forward pass: the network is a stack
+of Dense layers (the tabular estimators' stacks, ``_stack.py``, add other
+layers to the same protocol). At the output, the loss and activation are a
+canonical pair, so ``dL/dz_L`` is ``P - Y`` scaled by the sample weights
+(see ``_losses.py``).
 
 All parameters live in ONE contiguous flat vector: every weight matrix first,
 in layer order, then every bias vector (the packing scikit-learn's MLP uses).
@@ -26,12 +29,14 @@ penalty touches one slice, ``params[:n_weights]``.
 
 Array work beyond ``@`` goes through an ops object (``_ops.py``): numpy with
 its buffers and in-place fast paths, or any array-API namespace (torch, CuPy)
-on its device. The equations here are written once, for both.
+on its device. The equations are written once, for both.
 """
+
+import functools
 
 import numpy as np
 
-from ._activations import ACTIVATIONS
+from ._layers import Context, Dense
 from ._losses import OUTPUTS
 from ._ops import NUMPY
 
@@ -90,18 +95,39 @@ def output_layer(output):
     return OUTPUTS[output] if isinstance(output, str) else output
 
 
-def forward(
-    X,
-    weights,
-    biases,
-    activation,
-    output,
-    keep_activations=False,
-    out=None,
-    masks=None,
-    ops=NUMPY,
-):
-    """Run the network on X.
+@functools.lru_cache(maxsize=64)
+def dense_layers(layer_sizes, activation, output):
+    """The Dense layers of a network: ``activation`` on the hidden layers, the
+    output layer's activation (fused with its bias add) on the last."""
+    pairs = _layer_pairs(layer_sizes)
+    hidden = [Dense(n_in, n_out, activation) for n_in, n_out in pairs[:-1]]
+    n_in, n_out = pairs[-1]
+    return (*hidden, Dense(n_in, n_out, output=output_layer(output)))
+
+
+def _sizes(weights):
+    return (weights[0].shape[0], *(W.shape[1] for W in weights))
+
+
+def _mask_dict(masks):
+    """Per-hidden-layer masks (None: no dropout there) as Context wants them."""
+    if masks is None:
+        return None
+    return {k: m for k, m in enumerate(masks) if m is not None}
+
+
+def _run(layers, parameters, gradients, X, ctx):
+    """The layers in order: (output, the layers' backprop closures)."""
+    a, backprops = X, []
+    for k, layer in enumerate(layers):
+        ctx.index = k
+        a, backprop = layer.forward(parameters[k], gradients[k], a, ctx)
+        backprops.append(backprop)
+    return a, backprops
+
+
+def forward(X, weights, biases, activation, output, out=None, masks=None, ops=NUMPY):
+    """Run the network on X: the output layer's activations ``a_L``.
 
     Parameters
     ----------
@@ -113,13 +139,6 @@ def forward(
     output : str or Output
         The output layer: a key of ``OUTPUTS``, or an ``Output`` (as built by
         ``_losses.huber``).
-    keep_activations : bool
-        If True, return ``([a_0 = X, a_1, ..., a_L], derivative_inputs)`` for
-        the backward pass, where ``a_k`` is what layer k+1 consumes (after
-        dropout) and ``derivative_inputs[k]`` is what hidden layer k's f'
-        reads when that is not ``a_{k+1}``: its pre-activation z (for
-        ``from_input`` activations) or its output before dropout; else None.
-        Otherwise return only ``a_L``.
     out : list of ndarray, optional
         One array of shape (n_samples, n_k) per layer to compute into (see
         :class:`skmlp._ops.Workspace`); new arrays when None.
@@ -129,28 +148,10 @@ def forward(
     ops : NumpyOps or ArrayAPIOps
         The engine for X's kind of array (see ``_ops.py``).
     """
-    from_input = ACTIVATIONS[activation].from_input
-    keep_input = keep_activations and from_input
-    a = X
-    activations, derivative_inputs = [X], []
-    last = len(weights) - 1
-    for k, (W, b) in enumerate(zip(weights, biases, strict=True)):
-        z = ops.matmul(a, W, None if out is None else out[k])  # a_{k-1} W_k
-        # z_k = a_{k-1} W_k + b_k, then a_k = f(z_k): the ops add the bias
-        # in the same pass as the activation.
-        if k == last:
-            a = ops.output_activate(output_layer(output), z, b)
-        else:
-            a, z_kept = ops.activate(activation, z, b, keep_input)
-            mask = None if masks is None else masks[k]
-            if mask is None:  # f' reads z, or the layer's output activations[k+1]
-                derivative_inputs.append(z_kept)
-            else:  # inverted dropout: the next layer sees f(z) * mask
-                derivative_inputs.append(z_kept if from_input else a)
-                a = a * mask
-        if keep_activations:
-            activations.append(a)
-    return (activations, derivative_inputs) if keep_activations else a
+    layers = dense_layers(_sizes(weights), activation, output)
+    parameters = [{"W": W, "b": b} for W, b in zip(weights, biases, strict=True)]
+    ctx = Context(ops, outputs=out, masks=_mask_dict(masks))
+    return _run(layers, parameters, [None] * len(layers), X, ctx)[0]
 
 
 class MLP:
@@ -187,23 +188,19 @@ class MLP:
         self.n_weights = sum(W.shape[0] * W.shape[1] for W in self.weights)
         self._weights_flat = params[: self.n_weights]
         self.grad = ops.zeros_like(params)  # loss_and_grad writes here
-        self._grad_weights, self._grad_biases = unflatten(
-            self.grad, self.layer_sizes, xp
-        )
+        grad_weights, grad_biases = unflatten(self.grad, self.layer_sizes, xp)
+        self.layers = dense_layers(tuple(self.layer_sizes), activation, output)
+        self._parameters = [
+            {"W": W, "b": b} for W, b in zip(self.weights, self.biases, strict=True)
+        ]
+        self._gradients = [
+            {"W": W, "b": b} for W, b in zip(grad_weights, grad_biases, strict=True)
+        ]
 
-    def forward(self, X, keep_activations=False, out=None, masks=None):
+    def forward(self, X, out=None, masks=None):
         """Output of the network for X (see :func:`forward`)."""
-        return forward(
-            X,
-            self.weights,
-            self.biases,
-            self.activation,
-            self.output,
-            keep_activations=keep_activations,
-            out=out,
-            masks=masks,
-            ops=self.ops,
-        )
+        ctx = Context(self.ops, outputs=out, masks=_mask_dict(masks))
+        return _run(self.layers, self._parameters, self._gradients, X, ctx)[0]
 
     def _normalized_weights(self, sample_weight, n_samples, total=None):
         """(w, total): the rows' weights divided by their sum (None: uniform),
@@ -284,14 +281,18 @@ class MLP:
         ops = self.ops
         n = X.shape[0]
         w, weight_sum = self._normalized_weights(sample_weight, n, weight_sum)
-        if workspace is None:
-            outputs, deltas, ones = None, None, None
-        else:
-            outputs, deltas, ones = workspace.rows(n)
-        activations, derivative_inputs = self.forward(
-            X, keep_activations=True, out=outputs, masks=masks
+        outputs, deltas, ones = (None,) * 3 if workspace is None else workspace.rows(n)
+        ctx = Context(
+            ops,
+            train=True,
+            masks=_mask_dict(masks),
+            outputs=outputs,
+            deltas=deltas,
+            ones=ones,
+            exact_sums=sklearn_order is not None,
         )
-        output, P = output_layer(self.output), activations[-1]
+        P, backprops = _run(self.layers, self._parameters, self._gradients, X, ctx)
+        output = output_layer(self.output)
         if sklearn_order is None:
             # The loss, and dL/dz_L = w_i (P - Y) for the canonical pairs.
             loss, delta = ops.output_loss_and_delta(output, Y, P, w)
@@ -301,27 +302,8 @@ class MLP:
             if loss is None:  # an output of skmlp's own
                 loss = ops.output_loss(output, Y, P, w)
             delta = ops.unnormalized_delta(output, Y, P, sample_weight)
-
-        for k in range(len(self.weights) - 1, -1, -1):
-            # activations[k] is a_{k-1} for the layer whose weights are weights[k].
-            ops.weight_gradient(activations[k], delta, self._grad_weights[k])  # (2)
-            if sklearn_order is None:
-                ops.bias_gradient(delta, ones, self._grad_biases[k])  # (3) 1^T dL/dz
-            else:
-                ops.column_sums(delta, self._grad_biases[k])  # (3), as np.sum adds
-            if k > 0:  # no dL/da_0: nothing learns from the input layer's error
-                delta = ops.matmul(
-                    delta, self.weights[k].T, None if deltas is None else deltas[k - 1]
-                )  # (4) dL/da_{k-1} = dL/dz_k W_k^T
-                # (1) dL/dz_{k-1} = dL/da * f'(z), f' read from the output (or
-                # z); with dropout, the layer's output was f(z) * m, so m too.
-                f_input = derivative_inputs[k - 1]
-                delta = ops.activation_backward(
-                    self.activation,
-                    activations[k] if f_input is None else f_input,
-                    delta,
-                    None if masks is None else masks[k - 1],
-                )
+        for backprop in reversed(backprops):  # layer L down to 1: (1)-(4)
+            delta = backprop(delta)
 
         if sklearn_order is not None:
             return self._penalty_and_division(loss, alpha, weight_sum)

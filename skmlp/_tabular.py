@@ -46,6 +46,7 @@ from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
 )
+from threadpoolctl import threadpool_limits
 
 from ._layers import (
     CategoricalEmbedding,
@@ -188,9 +189,14 @@ class _BaseTabularMLP(BaseEstimator):
         features = preprocessor.transform(X).astype(self.dtype)
         train, val = self._split(features.shape[0], stratify, rng)
         layers = build_layers(preprocessor, Y.shape[1], self, self._activation())
-        result = self._train(
-            layers, output, features, Y, sample_weight, train, val, rng
-        )
+        # One BLAS thread: on minibatches of 64-1024 rows a second thread costs
+        # more than it brings, and on a busy machine OpenBLAS's waiting threads
+        # made fits 10-30 times slower (benchmarks/README.md). The previous
+        # limits return when training ends.
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = self._train(
+                layers, output, features, Y, sample_weight, train, val, rng
+            )
         return preprocessor, layers, result
 
     def _split(self, n, stratify, rng):
