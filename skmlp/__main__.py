@@ -21,7 +21,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import BackpropClassifier, LossCurveDisplay, __version__
-from ._ops import NUMPY, numpy_engine
+from ._engines import numpy_engine
+from ._ops import NUMPY
 
 _BARS = "▁▂▃▄▅▆▇█"
 

@@ -54,10 +54,11 @@ from sklearn.utils.validation import (
 )
 
 from ._activations import ACTIVATIONS
+from ._engines import numpy_engine
 from ._losses import clip_probabilities, huber
 from ._losses import quantile as pinball
 from ._network import MLP, flatten, forward, unflatten
-from ._ops import engine_of, get_ops, numpy_engine, to_host
+from ._ops import engine_of, get_ops, to_host
 from ._training import EpochHooks, TrainingState, fit_lbfgs, fit_stochastic
 
 try:  # scikit-learn >= 1.6: caches np.unique(y) on the array for its checks

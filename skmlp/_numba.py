@@ -28,7 +28,7 @@ kernel stays float32. ``fastmath`` is off: it would break bit-equality.
 every float division for zero, one element at a time): Adam then takes
 0.9 ms instead of 4.2 on the wide network's 1.9 million float32 parameters.
 
-This module imports numba; ``_ops.numpy_engine`` imports it only when a fit
+This module imports numba; ``_engines.numpy_engine`` imports it only when a fit
 first asks for the compiled engine, compiles the kernels for the fit's dtype
 then (or loads them from numba's cache), and falls back to numpy (with one
 warning) if that fails.

@@ -20,10 +20,7 @@ minibatch rows. The activations' and losses' own formulas sit in
 one. ``tests/test_ops.py`` runs every operation on both and compares them.
 """
 
-import importlib.util
 import math
-import os
-import warnings
 
 import numpy as np
 
@@ -467,64 +464,3 @@ def get_ops(X):
     if isinstance(X, np.ndarray) or not get_config().get("array_api_dispatch"):
         return NUMPY
     return engine_of(X)
-
-
-# The engine numpy arrays train with, per dtype: NumbaOps when numba works.
-_NUMPY_ENGINES = {}
-
-
-def numpy_engine(dtype):
-    """The engine for training on numpy arrays of this dtype.
-
-    The compiled engine (``_numba.NumbaOps``, fused kernels) when numba is
-    installed (``pip install "skmlp[fast]"``), else :data:`NUMPY`. The
-    environment variable ``SKMLP_ENGINE`` chooses: ``numpy`` forces the pure
-    numpy engine (for debugging, or to compare), ``numba`` requires the
-    compiled one, ``auto`` (the default) takes it when it works. Kernels are
-    compiled at the first fit of each dtype (or loaded from numba's cache);
-    if that fails, training continues with numpy after one warning.
-    """
-    choice = os.environ.get("SKMLP_ENGINE", "auto").strip().lower() or "auto"
-    if choice not in ("auto", "numba", "numpy"):
-        raise ValueError(
-            f"SKMLP_ENGINE={choice!r}: use 'auto' (the default), 'numba' or 'numpy'."
-        )
-    if choice == "numpy":
-        return NUMPY
-    key = np.dtype(dtype)
-    if key not in _NUMPY_ENGINES or (
-        choice == "numba" and _NUMPY_ENGINES[key] is NUMPY
-    ):
-        _NUMPY_ENGINES[key] = _compiled_engine(key, required=choice == "numba")
-    return _NUMPY_ENGINES[key]
-
-
-class CompiledEngineWarning(UserWarning):
-    """The compiled engine could not be used; numpy's is used instead."""
-
-
-def _compiled_engine(dtype, required):
-    if importlib.util.find_spec("numba") is None:
-        if required:
-            raise ImportError(
-                "SKMLP_ENGINE=numba, but numba is not installed: "
-                'pip install "skmlp[fast]", or unset SKMLP_ENGINE.'
-            )
-        return NUMPY
-    try:
-        from ._numba import NumbaOps
-
-        engine = NumbaOps()
-        engine.compile(dtype)
-        return engine
-    except Exception as error:
-        if required:
-            raise
-        warnings.warn(
-            f"skmlp's compiled engine (numba) failed for {dtype}: {error!r}. "
-            "Training continues with the numpy engine, at its speed; set "
-            "SKMLP_ENGINE=numpy to skip the attempt.",
-            CompiledEngineWarning,
-            stacklevel=3,
-        )
-        return NUMPY

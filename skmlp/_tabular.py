@@ -48,6 +48,7 @@ from sklearn.utils.validation import (
 )
 from threadpoolctl import threadpool_limits
 
+from ._engines import numpy_engine
 from ._layers import (
     CategoricalEmbedding,
     Context,
@@ -61,7 +62,6 @@ from ._layers import (
     Scale,
 )
 from ._losses import OUTPUTS, quantile
-from ._ops import numpy_engine
 from ._optimizers import Adam
 from ._preprocessing import TabularPreprocessor
 from ._schedules import SCHEDULES

@@ -167,7 +167,8 @@ DROPOUT_PLACEMENTS = {
 def _engines():
     """The numpy engine, and the compiled one (fused derivative with the mask)
     where numba is installed."""
-    from skmlp._ops import NUMPY, numpy_engine
+    from skmlp._engines import numpy_engine
+    from skmlp._ops import NUMPY
 
     compiled = numpy_engine(np.float64)
     return [NUMPY] if compiled is NUMPY else [NUMPY, compiled]

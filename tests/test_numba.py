@@ -15,10 +15,11 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 
-import skmlp._ops as ops_module
+import skmlp._engines as engines_module
 from skmlp import BackpropClassifier
+from skmlp._engines import CompiledEngineWarning, numpy_engine
 from skmlp._losses import OUTPUTS
-from skmlp._ops import NUMPY, CompiledEngineWarning, numpy_engine
+from skmlp._ops import NUMPY
 
 pytest.importorskip("numba")
 
@@ -197,7 +198,7 @@ def test_a_broken_numba_falls_back_to_numpy_with_one_warning(monkeypatch):
         raise RuntimeError("LLVM ERROR: this CPU lacks an instruction")
 
     monkeypatch.setattr(NumbaOps, "compile", broken)
-    monkeypatch.setattr(ops_module, "_NUMPY_ENGINES", {})
+    monkeypatch.setattr(engines_module, "_NUMPY_ENGINES", {})
     monkeypatch.delenv("SKMLP_ENGINE", raising=False)
     with pytest.warns(CompiledEngineWarning, match="LLVM ERROR.*numpy engine"):
         assert numpy_engine(np.float64) is NUMPY
@@ -212,13 +213,13 @@ def test_a_broken_numba_falls_back_to_numpy_with_one_warning(monkeypatch):
 
 
 def test_without_numba_numpy_is_used_and_numba_required_says_how(monkeypatch):
-    real_find_spec = ops_module.importlib.util.find_spec
+    real_find_spec = engines_module.importlib.util.find_spec
     monkeypatch.setattr(
-        ops_module.importlib.util,
+        engines_module.importlib.util,
         "find_spec",
         lambda name: None if name == "numba" else real_find_spec(name),
     )
-    monkeypatch.setattr(ops_module, "_NUMPY_ENGINES", {})
+    monkeypatch.setattr(engines_module, "_NUMPY_ENGINES", {})
     monkeypatch.delenv("SKMLP_ENGINE", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an optional extra: silence
