@@ -49,6 +49,7 @@ from sklearn.utils.validation import (
 from threadpoolctl import threadpool_limits
 
 from ._engines import numpy_engine
+from ._estimators import _store_init_params
 from ._layers import (
     CategoricalEmbedding,
     Context,
@@ -459,23 +460,7 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         random_state=None,
         verbose=False,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_members = n_members
-        self.numeric_embedding = numeric_embedding
-        self.activation = activation
-        self.dropout = dropout
-        self.weight_decay = weight_decay
-        self.label_smoothing = label_smoothing
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.validation_fraction = validation_fraction
-        self.categorical_features = categorical_features
-        self.embedding_dim = embedding_dim
-        self.class_weight = class_weight
-        self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_init_params(self, locals())
 
     def _activation(self):
         return "selu" if self.activation == "auto" else self.activation
@@ -639,23 +624,7 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         random_state=None,
         verbose=False,
     ):
-        self.loss = loss
-        self.quantile = quantile
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_members = n_members
-        self.numeric_embedding = numeric_embedding
-        self.activation = activation
-        self.dropout = dropout
-        self.weight_decay = weight_decay
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.validation_fraction = validation_fraction
-        self.categorical_features = categorical_features
-        self.embedding_dim = embedding_dim
-        self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_init_params(self, locals())
 
     def _activation(self):
         return "mish" if self.activation == "auto" else self.activation
