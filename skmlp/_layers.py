@@ -211,6 +211,7 @@ class Dense(Layer):
         self.n_in, self.n_out, self.activation = n_in, n_out, activation
         self.ntk, self.init = ntk, init
         self.output = output
+        self._from_input = ACTIVATIONS[activation].from_input
         self.scale = 1 / math.sqrt(n_in) if ntk else 1.0
         self.params = (
             Param("W", (n_in, n_out), penalized, weight_lr_scale, weight_wd_scale),
@@ -239,20 +240,29 @@ class Dense(Layer):
         P["W"][...] = _uniform(rng, bound, (self.n_in, self.n_out))
         P["b"][...] = _uniform(rng, bound, (self.n_out,))
 
-    def forward(self, P, G, X, ctx):
-        ops, W = ctx.ops, P["W"]
-        z = ops.matmul(X, W, ctx.out())  # X W
+    def _activate(self, ops, z, b):
+        """(a, what f' reads): a = f(c z + b), in place in z where the engine
+        can; f' reads z for ``from_input`` activations, else a."""
         if self.ntk:
             z *= self.scale
-        mask = ctx.mask()
         if self.output is not None:  # the bias add fused with the output's f
-            a, f_input = ops.output_activate(self.output, z, P["b"]), None
-        else:
-            from_input = ACTIVATIONS[self.activation].from_input
-            a, z_kept = ops.activate(self.activation, z, P["b"], from_input)
-            f_input = z_kept if from_input else a  # what f' reads in (1)
-            if mask is not None:  # inverted dropout: the next layer sees f(z) m
-                a = a * mask
+            return ops.output_activate(self.output, z, b), None
+        a, z_kept = ops.activate(self.activation, z, b, self._from_input)
+        return a, (z_kept if self._from_input else a)
+
+    def predict(self, W, b, X, ops, out=None):
+        """The layer's output for X, keeping nothing for a backward pass."""
+        return self._activate(ops, ops.matmul(X, W, out), b)[0]
+
+    def forward(self, P, G, X, ctx):
+        ops, W, k = ctx.ops, P["W"], ctx.index
+        z = ops.matmul(X, W, None if ctx.outputs is None else ctx.outputs[k])  # X W
+        a, f_input = self._activate(ops, z, P["b"])
+        mask = None if ctx.masks is None else ctx.masks.get(k)
+        if mask is not None and self.output is None:
+            a = a * mask  # inverted dropout: the next layer sees f(z) m
+        if G is None:  # a prediction: nothing to learn
+            return a, None
         needs_input_grad, delta_out = ctx.needs_input_grad(), ctx.delta_out()
         ones, exact_sums = ctx.ones, ctx.exact_sums
 

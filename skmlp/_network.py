@@ -149,9 +149,14 @@ def forward(X, weights, biases, activation, output, out=None, masks=None, ops=NU
         The engine for X's kind of array (see ``_ops.py``).
     """
     layers = dense_layers(_sizes(weights), activation, output)
-    parameters = [{"W": W, "b": b} for W, b in zip(weights, biases, strict=True)]
-    ctx = Context(ops, outputs=out, masks=_mask_dict(masks))
-    return _run(layers, parameters, [None] * len(layers), X, ctx)[0]
+    if masks is not None:  # a training pass's objective, dropout and all
+        parameters = [{"W": W, "b": b} for W, b in zip(weights, biases, strict=True)]
+        ctx = Context(ops, outputs=out, masks=_mask_dict(masks))
+        return _run(layers, parameters, [None] * len(layers), X, ctx)[0]
+    a = X
+    for k, (layer, W, b) in enumerate(zip(layers, weights, biases, strict=True)):
+        a = layer.predict(W, b, a, ops, None if out is None else out[k])
+    return a
 
 
 class MLP:
@@ -199,8 +204,16 @@ class MLP:
 
     def forward(self, X, out=None, masks=None):
         """Output of the network for X (see :func:`forward`)."""
-        ctx = Context(self.ops, outputs=out, masks=_mask_dict(masks))
-        return _run(self.layers, self._parameters, self._gradients, X, ctx)[0]
+        return forward(
+            X,
+            self.weights,
+            self.biases,
+            self.activation,
+            self.output,
+            out,
+            masks,
+            self.ops,
+        )
 
     def _normalized_weights(self, sample_weight, n_samples, total=None):
         """(w, total): the rows' weights divided by their sum (None: uniform),
