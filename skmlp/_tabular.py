@@ -49,7 +49,6 @@ from sklearn.utils.validation import (
 from threadpoolctl import threadpool_limits
 
 from ._engines import numpy_engine
-from ._estimators import _store_init_params
 from ._layers import (
     CategoricalEmbedding,
     Context,
@@ -67,6 +66,7 @@ from ._optimizers import Adam
 from ._preprocessing import TabularPreprocessor
 from ._schedules import SCHEDULES
 from ._stack import Network
+from ._validation import _store_init_params
 
 # RealMLP-TD's batch size by the number of training rows: (at most, batch).
 _BATCH_SIZES = ((1024, 64), (8192, 128), (30_000, 256), (100_000, 512))
