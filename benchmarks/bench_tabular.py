@@ -146,33 +146,36 @@ def run_one(model_name, dataset, seed, tabular_params):
 
 
 def summarize(results, datasets, models, reference="hgb"):
-    """Mean error per (model, dataset) and each model's summary row."""
-    mean = {}
+    """Mean error per (model, dataset), and each model's summary row.
+
+    A model's ratio to the reference on a dataset compares the two on the
+    seeds both ran (a model run on fewer seeds meets the reference's errors
+    on those seeds only).
+    """
+    errors = {(r["model"], r["dataset"], r["seed"]): r["error"] for r in results}
+    mean, summary = {}, {}
     for model in models:
+        ratios = []
         for dataset in datasets:
-            errors = [
-                r["error"]
-                for r in results
-                if r["model"] == model and r["dataset"] == dataset
-            ]
-            if errors:
-                mean[model, dataset] = statistics.fmean(errors)
-    summary = {}
-    for model in models:
-        ratios = [
-            mean[model, d] / mean[reference, d]
-            for d in datasets
-            if (model, d) in mean and (reference, d) in mean and mean[reference, d] > 0
-        ]
+            seeds = sorted(s for m, d, s in errors if m == model and d == dataset)
+            if not seeds:
+                continue
+            mean[model, dataset] = statistics.fmean(
+                errors[model, dataset, s] for s in seeds
+            )
+            shared = [s for s in seeds if (reference, dataset, s) in errors]
+            base = [errors[reference, dataset, s] for s in shared]
+            if shared and statistics.fmean(base) > 0:
+                own = statistics.fmean(errors[model, dataset, s] for s in shared)
+                ratios.append(own / statistics.fmean(base))
         times = [r["fit_s_per_1000"] for r in results if r["model"] == model]
-        if not ratios:
-            continue
-        summary[model] = {
-            "geo_mean_ratio": math.exp(statistics.fmean(math.log(r) for r in ratios)),
-            "wins": sum(r < 1 for r in ratios),
-            "n": len(ratios),
-            "median_fit_s_per_1000": statistics.median(times),
-        }
+        if ratios:
+            summary[model] = {
+                "geo_mean_ratio": math.exp(statistics.fmean(map(math.log, ratios))),
+                "wins": sum(r < 1 for r in ratios),
+                "n": len(ratios),
+                "median_fit_s_per_1000": statistics.median(times),
+            }
     return mean, summary
 
 
