@@ -20,6 +20,7 @@ from skmlp._layers import (
     PiecewiseLinearEncoding,
     Scale,
 )
+from skmlp._losses import huber, quantile
 from skmlp._ops import NUMPY
 from skmlp._stack import Network
 
@@ -237,7 +238,14 @@ OUTPUTS_AND_TARGETS = {
     "identity": lambda rng, n: rng.normal(size=(n, 2)),  # squared error
     "logistic": lambda rng, n: rng.randint(0, 2, size=(n, 2)).astype(float),
     "softmax": lambda rng, n: np.eye(3)[rng.randint(0, 3, size=n)],
+    "exp": lambda rng, n: rng.poisson(2.0, size=(n, 2)).astype(float),  # Poisson
+    "absolute_error": lambda rng, n: rng.normal(size=(n, 2)),
+    "huber": lambda rng, n: 3 * rng.normal(size=(n, 2)),  # both of its branches
+    "quantile": lambda rng, n: rng.normal(size=(n, 2)),
 }
+# Every output and loss the estimators train with (huber and quantile are
+# built with their parameter).
+OUTPUT_OBJECTS = {"huber": huber(1.0), "quantile": quantile(0.3)}
 
 
 def _stacks(n_outputs):
@@ -323,7 +331,8 @@ def test_stack_gradient_matches_central_differences(stack, output, weighted):
     X = rng.normal(size=(N, D))
     Y = OUTPUTS_AND_TARGETS[output](rng, N)
     sample_weight = rng.uniform(0.5, 2, size=N) if weighted else None
-    net = Network(layers, output, n_members=k).initialize(X, rng)
+    net = Network(layers, OUTPUT_OBJECTS.get(output, output), n_members=k)
+    net.initialize(X, rng)
     net.params += 0.05 * rng.normal(size=net.params.shape)
     masks = _fixed_masks(net, X, rng)
     assert masks, "every stack here has dropout somewhere"
