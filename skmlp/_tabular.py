@@ -520,7 +520,7 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         """Share of (weighted) validation rows whose class is missed."""
         predicted = np.argmax(net.predict(X), axis=1)
         wrong = predicted != np.argmax(Y, axis=1)
-        return float(np.average(wrong, weights=w))
+        return float(np.average(wrong, weights=_validation_weights(w)))
 
     def predict_proba(self, X):
         """Class probabilities, the members' average.
@@ -678,6 +678,7 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
 
     def _validation_error(self, net, X, Y, w):
         """The validation loss (of the standardised targets)."""
+        w = _validation_weights(w)
         return float(
             self._output().loss(Y, net.predict(X), None if w is None else w / w.sum())
         )
@@ -707,6 +708,12 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
 
 def _n_rows(X):
     return _num_samples(X)
+
+
+def _validation_weights(w):
+    """The validation rows' weights, or None (all equal) where they sum to 0:
+    the split may hold only rows of weight 0."""
+    return None if w is None or not w.sum() > 0 else w
 
 
 def _check_rows(X, y):

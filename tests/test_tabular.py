@@ -351,3 +351,19 @@ def test_an_ensembles_prediction_averages_its_members_probabilities():
     p = np.exp(members - members.max(axis=2, keepdims=True))
     p /= p.sum(axis=2, keepdims=True)
     assert_allclose(model.predict_proba(X[:10]), p.mean(axis=0), rtol=1e-5)
+
+
+def test_validation_rows_of_weight_zero_alone_still_pick_an_epoch():
+    """A split whose validation rows all weigh 0 scores them unweighted
+    instead of dividing by zero."""
+    rng = np.random.RandomState(6)
+    X = rng.normal(size=(100, 3))
+    y = (X[:, 0] > 0).astype(int)
+    weights = np.zeros(100)
+    probe = TabularMLPClassifier(**SMALL)
+    _, val = probe._split(100, y, np.random.RandomState(0))  # the fit's split
+    assert val is not None
+    weights[np.setdiff1d(np.arange(100), val)] = 1.0  # only training rows weigh
+    model = TabularMLPClassifier(**SMALL).fit(X, y, sample_weight=weights)
+    assert len(model.validation_scores_) == SMALL["max_epochs"]
+    assert np.isfinite(model.validation_scores_).all()
