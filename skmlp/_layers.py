@@ -263,29 +263,29 @@ class Dense(Layer):
             a = a * mask  # inverted dropout: the next layer sees f(z) m
         if G is None:  # a prediction: nothing to learn
             return a, None
-        needs_input_grad, delta_out = ctx.needs_input_grad(), ctx.delta_out()
-        ones, exact_sums = ctx.ones, ctx.exact_sums
-
-        def bias_gradient(delta):  # (3) dL/db = 1^T dL/dz
-            if exact_sums:
-                ops.column_sums(delta, G["b"])
-            else:
-                ops.bias_gradient(delta, ones, G["b"])
+        needs_input_grad = k > 0 or ctx.input_grad
+        delta_out = None if ctx.deltas is None or k == 0 else ctx.deltas[k - 1]
+        ones, exact_sums, ntk = ctx.ones, ctx.exact_sums, self.ntk
 
         def backprop(dA):
             # (1) dL/dz = dL/da * f'(z) (* m); at the output, dA is dL/dz.
             delta = dA
             if self.output is None:
                 delta = ops.activation_backward(self.activation, f_input, dA, mask)
-            if self.ntk:
-                bias_gradient(delta)
+            if not ntk:
+                ops.weight_gradient(X, delta, G["W"])  # (2) dL/dW = X^T dL/dz
+            # (3) dL/db = 1^T dL/dz: as np.sum adds (scikit-learn's order, for
+            # L-BFGS parity) or as a product with a column of ones
+            if exact_sums:
+                ops.column_sums(delta, G["b"])
+            else:
+                ops.bias_gradient(delta, ones, G["b"])
+            if ntk:  # z = c X W + b: c scales (2) and (4), not (3)
                 delta = delta * self.scale
-            ops.weight_gradient(X, delta, G["W"])  # (2)
-            if not self.ntk:
-                bias_gradient(delta)
+                ops.weight_gradient(X, delta, G["W"])  # (2)
             if not needs_input_grad:
                 return None
-            return ops.matmul(delta, W.T, delta_out)  # (4)
+            return ops.matmul(delta, W.T, delta_out)  # (4) dL/dX = dL/dz W^T
 
         return a, backprop
 
