@@ -329,7 +329,9 @@ class NumbaOps(NumpyOps):
 
     def output_loss_and_delta(self, output, Y, P, w):
         binary = output is OUTPUTS["logistic"]
-        if not (binary or output is OUTPUTS["softmax"]):
+        # The fused kernel reads class indicators (boolean Y); soft targets,
+        # such as label-smoothed ones, take numpy's loss and delta.
+        if Y.dtype != np.bool_ or not (binary or output is OUTPUTS["softmax"]):
             return super().output_loss_and_delta(output, Y, P, w)
         eps = P.dtype.type(np.finfo(P.dtype).eps)
         weights = P[:, 0] if w is None else w  # unread without weights

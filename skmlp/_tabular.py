@@ -70,7 +70,6 @@ from ._validation import _store_init_params
 
 # RealMLP-TD's batch size by the number of training rows: (at most, batch).
 _BATCH_SIZES = ((1024, 64), (8192, 128), (30_000, 256), (100_000, 512))
-_SOFT_SOFTMAX = OUTPUTS["softmax"]._replace()  # another object, same functions
 _INIT_ROWS = 1024  # rows the data-dependent initialisation looks at
 _PREDICT_ROWS = 8192  # rows per chunk at predict time (bounded memory)
 
@@ -469,9 +468,7 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         return 0.04 if self.learning_rate == "auto" else self.learning_rate
 
     def _output(self):
-        # Soft (label-smoothed) targets: the numpy loss and delta, which take
-        # any targets; the compiled engine's fused kernel reads 0/1 targets.
-        return _SOFT_SOFTMAX
+        return OUTPUTS["softmax"]  # with label-smoothed (soft) targets
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

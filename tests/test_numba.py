@@ -244,3 +244,19 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
     monkeypatch.setattr(compiled.numba, "njit", njit)
     kernel = compiled._kernel(lambda x: x + 1)
     assert kernel(1.5) == 2.5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_soft_targets_take_numpys_loss_and_delta(dtype):
+    """Label-smoothed targets (not 0/1) must not reach the fused kernel, which
+    reads class indicators: the compiled engine equals the formula
+    -sum t log p and its delta p - t (mean over rows)."""
+    rng = np.random.RandomState(3)
+    Z = rng.normal(size=(6, 3)).astype(dtype)
+    T = np.full((6, 3), 0.1 / 3, dtype=dtype)
+    T[np.arange(6), rng.randint(0, 3, 6)] += 0.9
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    loss, delta = NUMBA.output_loss_and_delta(OUTPUTS["softmax"], T, P.copy(), None)
+    assert loss == pytest.approx(-(T * np.log(P)).sum(axis=1).mean(), rel=CLOSE[dtype])
+    assert_allclose(delta, (P - T) / 6, rtol=CLOSE[dtype] * 10, atol=1e-7)
