@@ -530,22 +530,34 @@ class PiecewiseLinearEncoding(Layer):
         numeric = np.asarray(X, dtype=np.float64)[:, self.columns.numeric]
         levels = np.linspace(0, 1, self.n_bins + 1)
         self.edges = np.quantile(numeric, levels, axis=0).T
+        self._host_bins = self._bins_from_edges()
 
-    def _bins(self, ctx, like):
+    def _bins_from_edges(self):
+        """Per flattened (column, bin): lower edge, 1 / width (0 for a zero
+        width), has a width, first bin (open below), last bin (open above)."""
         lower = self.edges[:, :-1]
         width = self.edges[:, 1:] - lower
         inverse = np.where(width > 0, 1 / np.where(width > 0, width, 1), 0.0)
         low_open = np.zeros_like(width, dtype=bool)
-        low_open[:, 0] = True  # first bin: not clipped below
+        low_open[:, 0] = True
         high_open = np.zeros_like(low_open)
-        high_open[:, -1] = True  # last bin: not clipped above
+        high_open[:, -1] = True
+        return tuple(
+            a.ravel() for a in (lower, inverse, width > 0, low_open, high_open)
+        )
+
+    def _bins(self, ctx, like):
+        """The bins on the engine, computed once per fit on the host."""
+        if getattr(self, "_host_bins", None) is None:  # edges set by hand
+            self._host_bins = self._bins_from_edges()
+        lower, inverse, has_width, low_open, high_open = self._host_bins
         ops = ctx.ops
         return (
-            ops.astype_like(ops.asarray(lower.ravel()), like),
-            ops.astype_like(ops.asarray(inverse.ravel()), like),
-            ops.asarray((width > 0).ravel()),
-            ops.asarray(low_open.ravel()),
-            ops.asarray(high_open.ravel()),
+            ops.astype_like(ops.asarray(lower), like),
+            ops.astype_like(ops.asarray(inverse), like),
+            ops.asarray(has_width),
+            ops.asarray(low_open),
+            ops.asarray(high_open),
         )
 
     def forward(self, P, G, X, ctx):
