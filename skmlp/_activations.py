@@ -175,13 +175,13 @@ def selu_backward(a, delta):
 
 # Beyond this, tanh(softplus(z)) is 1 to double precision, and exp(2z) would
 # overflow float32 near z = 44.
-_MISH_CUTOFF = 20.0
+MISH_CUTOFF = 20.0
 
 
 def _mish_terms(z):
     """u = e^z (z capped) and n = u (u + 2): tanh(softplus(z)) = n / (n + 2),
     since (1 + u)^2 = n + 1. One exp instead of exp, log1p and tanh."""
-    u = np.exp(np.minimum(z, _MISH_CUTOFF))
+    u = np.exp(np.minimum(z, MISH_CUTOFF))
     n = u + 2.0
     n *= u
     return u, n

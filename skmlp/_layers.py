@@ -148,6 +148,15 @@ def _point_in_the_data(z, rng, n_rows=5):
     return (z[rows, units] * weights).sum(axis=0)
 
 
+def _bias_gradient(ops, delta, ones, exact_sums, out):
+    """(3) dL/db = 1^T dL/dz: as np.sum adds (scikit-learn's order, which
+    L-BFGS parity needs) or as a product with a column of ones."""
+    if exact_sums:
+        ops.column_sums(delta, out)
+    else:
+        ops.bias_gradient(delta, ones, out)
+
+
 class Layer:
     """Base: a layer with no parameters and no fixed state."""
 
@@ -244,6 +253,10 @@ class Dense(Layer):
         """(a, what f' reads): a = f(c z + b), in place in z where the engine
         can; f' reads z for ``from_input`` activations, else a."""
         if self.ntk:
+            fused = getattr(ops, "scale_bias", None)
+            if self.output is None and self.activation == "identity" and fused:
+                if fused(z, b, self.scale) is not None:  # z = c z + b, one pass
+                    return z, z
             z *= self.scale
         if self.output is not None:  # the bias add fused with the output's f
             return ops.output_activate(self.output, z, b), None
@@ -265,7 +278,10 @@ class Dense(Layer):
             return a, None
         needs_input_grad = k > 0 or ctx.input_grad
         delta_out = None if ctx.deltas is None or k == 0 else ctx.deltas[k - 1]
-        ones, exact_sums, ntk = ctx.ones, ctx.exact_sums, self.ntk
+        ones, exact_sums, ntk, c = ctx.ones, ctx.exact_sums, self.ntk, self.scale
+        fused_sums = None
+        if ntk and not exact_sums:
+            fused_sums = getattr(ops, "column_sums_then_scale", None)
 
         def backprop(dA):
             # (1) dL/dz = dL/da * f'(z) (* m); at the output, dA is dL/dz.
@@ -274,14 +290,12 @@ class Dense(Layer):
                 delta = ops.activation_backward(self.activation, f_input, dA, mask)
             if not ntk:
                 ops.weight_gradient(X, delta, G["W"])  # (2) dL/dW = X^T dL/dz
-            # (3) dL/db = 1^T dL/dz: as np.sum adds (scikit-learn's order, for
-            # L-BFGS parity) or as a product with a column of ones
-            if exact_sums:
-                ops.column_sums(delta, G["b"])
-            else:
-                ops.bias_gradient(delta, ones, G["b"])
-            if ntk:  # z = c X W + b: c scales (2) and (4), not (3)
-                delta = delta * self.scale
+                _bias_gradient(ops, delta, ones, exact_sums, G["b"])  # (3)
+            else:  # z = c X W + b: c scales (2) and (4), not (3)
+                # the compiled engine sums (3) and scales delta in one pass
+                if fused_sums is None or fused_sums(delta, G["b"], c) is None:
+                    _bias_gradient(ops, delta, ones, exact_sums, G["b"])
+                    delta = delta * c
                 ops.weight_gradient(X, delta, G["W"])  # (2)
             if not needs_input_grad:
                 return None
@@ -326,6 +340,21 @@ class ParametricActivation(Layer):
 
     def forward(self, P, G, X, ctx):
         xp, alpha = ctx.xp, P["alpha"]
+        fused = getattr(ctx.ops, "parametric_forward", None)
+        done = fused(self.activation, X, alpha) if fused else None
+        if done is not None:  # the compiled engine: Y, f(X) - X and f'(X)
+            Y, difference, slope = done
+
+            def fused_backprop(dY):
+                dX = ctx.ops.parametric_backward(
+                    dY, alpha, difference, slope, G["alpha"]
+                )
+                if dX is not None:
+                    return dX
+                G["alpha"][...] = xp.sum(dY * difference, axis=0)
+                return dY * (1.0 - alpha) + (dY * alpha) * slope
+
+            return Y, fused_backprop
         fX = _apply_activation(ctx.ops, self.activation, X)
         difference = fX - X
         Y = X + alpha * difference
@@ -366,27 +395,61 @@ class Scale(Layer):
         return X * s, backprop
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+def dropout_bits(size, seed):
+    """``size`` 16-bit random numbers from a 64-bit ``seed``: entry i is lane
+    i % 4 (bits 16 (i % 4) and up) of splitmix64's output for the counter
+    ``seed + (i // 4 + 1) * golden`` (Steele et al., 2014). A counter-based
+    generator: the compiled engine's kernel (``_numba._dropout``) computes the
+    same bits element by element, so both engines draw the same masks."""
+    counters = np.arange(1, (size + 3) // 4 + 1, dtype=np.uint64)
+    z = np.uint64(seed) + counters * _GOLDEN  # wraps modulo 2^64
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    z ^= z >> np.uint64(31)
+    lanes = [(z >> np.uint64(16 * k)) & np.uint64(0xFFFF) for k in range(4)]
+    return np.stack(lanes, axis=1).ravel()[:size].astype(np.uint16)
+
+
+def _draw_seed(rng):
+    """A 63-bit seed from a RandomState or a Generator."""
+    if hasattr(rng, "integers"):
+        return int(rng.integers(np.iinfo(np.int64).max))
+    return int(rng.randint(np.iinfo(np.int64).max, dtype=np.int64))
+
+
 class Dropout(Layer):
     """Inverted dropout: ``Y = X * m``, m_ij = 1 / (1 - rate) with probability
     1 - rate, else 0; identity outside training. ``dL/dX = dL/dY * m``.
 
-    Masks come from 16-bit random integers (a third of the cost of uniform
-    doubles): the rate is rounded to a multiple of 1/65536, and the kept
-    entries are scaled by the exact inverse of the resulting keep probability,
-    so E[m] = 1 still holds exactly.
+    Each call draws one seed from ``ctx.rng``; the mask's 16-bit random
+    numbers come from it through a counter-based generator
+    (:func:`dropout_bits`), the same on every engine. The rate is rounded to a
+    multiple of 1/65536, and the kept entries are scaled by the exact inverse
+    of the resulting keep probability, so E[m] = 1 still holds exactly.
     """
 
     def __init__(self, rate):
         self.rate = rate
 
     def forward(self, P, G, X, ctx):
-        threshold = round(self.rate * 65536)
+        threshold = min(round(self.rate * 65536), 65535)
         if not ctx.train or threshold == 0:
             return X, lambda dY: dY
+        scale = 65536 / (65536 - threshold)
         mask = ctx.mask()
         if mask is None:
-            bits = ctx.rng.randint(0, 65536, size=X.shape, dtype=np.uint16)
-            scale = 65536 / (65536 - threshold)
+            seed = _draw_seed(ctx.rng)
+            fused = getattr(ctx.ops, "dropout", None)
+            done = fused(X, seed, threshold, scale) if fused else None
+            if done is not None:  # the compiled engine: X m and m, one pass
+                Y, mask = done
+                return Y, lambda dY: dY * mask
+            bits = dropout_bits(math.prod(X.shape), seed).reshape(X.shape)
             if ctx.ops.is_numpy:
                 mask = np.multiply(bits >= threshold, scale, dtype=X.dtype)
             else:
@@ -474,6 +537,18 @@ class PeriodicEmbedding(Layer):
     def forward(self, P, G, X, ctx):
         xp = ctx.xp
         w, phi, V = P["w"], P["phi"], P["V"]
+        fused = getattr(ctx.ops, "periodic_forward", None)
+        columns = (self.columns.numeric, self.columns.others)
+        kept = fused(X, *columns, w, phi, V, P["c"]) if fused else None
+        if kept is not None:  # the compiled engine: one kernel each way
+            input_grad = ctx.needs_input_grad()
+
+            def fused_backprop(dY):
+                return ctx.ops.periodic_backward(
+                    dY, X, *columns, kept, w, G, input_grad
+                )
+
+            return kept[0], fused_backprop
         numeric, others = self.columns.split(ctx, X)  # (n, m), (n, rest)
         x = _permute(xp, numeric, (1, 0))[:, :, None]  # (m, n, 1)
         u = (TWO_PI * x) * w[:, None, :] + phi[:, None, :]  # (m, n, F)

@@ -15,6 +15,8 @@ a full pass over the weights.
 
 import math
 
+import numpy as np
+
 from ._ops import NUMPY
 
 
@@ -42,6 +44,19 @@ class _Optimizer:
             decay = learning_rate * lr_scale * self.weight_decay * wd_scale
             n_weights = max(0, min(self.n_weights, stop) - start)
             yield slice(start, stop), lr_scale, decay, n_weights
+
+    def _run_arrays(self, c, learning_rate):
+        """(starts, stops, step factors c lr_scale, keep factors 1 - decay)
+        of the runs, as arrays for a fused update."""
+        if getattr(self, "_bounds", None) is None or self._bounds[0] != self.groups:
+            starts = np.array([g[0] for g in self.groups], dtype=np.intp)
+            stops = np.array([g[1] for g in self.groups], dtype=np.intp)
+            lr_scales = np.array([g[2] for g in self.groups], dtype=np.float64)
+            wd_scales = np.array([g[3] for g in self.groups], dtype=np.float64)
+            self._bounds = (self.groups, starts, stops, lr_scales, wd_scales)
+        _, starts, stops, lr_scales, wd_scales = self._bounds
+        decay = learning_rate * lr_scales * self.weight_decay * wd_scales
+        return starts, stops, c * lr_scales, 1.0 - decay
 
     def _decay(self, params, decay):
         if decay:
@@ -209,6 +224,12 @@ class Adam(_Optimizer):
             return
         # Per run: c scales with the run's lr; the decay uses the lr before
         # Adam's bias correction (AdamW's lr * wd).
+        fused = getattr(self.ops, "adamw_runs", None)
+        if fused is not None and not l2:  # the compiled engine: one pass
+            runs = self._run_arrays(c, self.learning_rate_init)
+            done = fused(params, grad, s["m_sum"], s["v"], runs, b1, b2, self.epsilon)
+            if done is not None:
+                return
         for run, lr_scale, decay, n_weights in self._runs(self.learning_rate_init):
             self._decay(params[run], decay)
             self.ops.adam_update(

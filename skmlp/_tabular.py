@@ -229,6 +229,7 @@ class _BaseTabularMLP(BaseEstimator):
             0.9,
             0.95,
             1e-8,
+            ops=ops,
             groups=net.groups(),
         )
         batch_size = self._batch_size(len(train))
@@ -745,5 +746,3 @@ def _weights(sample_weight, X, class_weight, y):
     if not weight.sum() > 0:
         raise ValueError("sample_weight must have a positive sum.")
     return weight
-
-

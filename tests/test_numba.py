@@ -260,3 +260,158 @@ def test_soft_targets_take_numpys_loss_and_delta(dtype):
     loss, delta = NUMBA.output_loss_and_delta(OUTPUTS["softmax"], T, P.copy(), None)
     assert loss == pytest.approx(-(T * np.log(P)).sum(axis=1).mean(), rel=CLOSE[dtype])
     assert_allclose(delta, (P - T) / 6, rtol=CLOSE[dtype] * 10, atol=1e-7)
+
+
+# ---- the tabular layers' kernels ---------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grouped_adamw_kernel_is_bit_equal_to_numpys_run_by_run(dtype, rng):
+    """One fused pass over every parameter group equals numpy's loop over the
+    runs (decay p *= 1 - lr wd wd_scale, then Adam with lr lr_scale), bit for
+    bit, over several steps of a decaying schedule."""
+    from skmlp._optimizers import Adam
+
+    groups = [(0, 7, 1.0, 1.0), (7, 9, 0.1, 0.0), (9, 30, 6.0, 0.5), (30, 31, 1, 1)]
+    params = rng.normal(size=31).astype(dtype)
+    states, optimizers = [], []
+    for ops in (NUMPY, NUMBA):
+        state = Adam.new_state(params, 0.0, ops)
+        optimizers.append(
+            Adam(state, 0.0, 0.9, 0.95, 1e-8, ops=ops, groups=groups, weight_decay=0.02)
+        )
+        states.append((params.copy(), state))
+    for step in range(5):
+        grad = rng.normal(size=31).astype(dtype)
+        for optimizer, (p, _) in zip(optimizers, states, strict=True):
+            optimizer.learning_rate_init = 0.04 / (step + 1)
+            optimizer.step(p, grad.copy())
+    (p_numpy, s_numpy), (p_numba, s_numba) = states
+    assert_array_equal(p_numba, p_numpy)
+    assert_array_equal(s_numba["m_sum"], s_numpy["m_sum"])
+    assert_array_equal(s_numba["v"], s_numpy["v"])
+    assert not np.array_equal(p_numpy, params)  # the steps did move them
+
+
+def _splitmix64_lanes(seed, size):
+    """The dropout generator in plain Python integers (independent of both
+    engines' vectorised code): lane i % 4 of splitmix64(seed + (i//4 + 1) g)."""
+    mask64 = (1 << 64) - 1
+    out = []
+    for i in range(size):
+        z = (seed + (i // 4 + 1) * 0x9E3779B97F4A7C15) & mask64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask64
+        z ^= z >> 31
+        out.append((z >> (16 * (i % 4))) & 0xFFFF)
+    return np.array(out)
+
+
+def test_dropout_bits_are_splitmix64_lanes():
+    from skmlp._layers import dropout_bits
+
+    for seed in (0, 12345, 2**63 - 25):
+        assert_array_equal(dropout_bits(203, seed), _splitmix64_lanes(seed, 203))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_compiled_dropout_draws_numpys_masks(dtype):
+    """Same rng, same masks on both engines (and so the same fits)."""
+    from skmlp._layers import Context, Dropout
+
+    X = np.random.RandomState(0).normal(size=(67, 33)).astype(dtype)
+    results = []
+    for ops in (NUMPY, NUMBA):
+        ctx = Context(ops, train=True, rng=np.random.RandomState(3))
+        Y, backprop = Dropout(0.3).forward({}, {}, X, ctx)
+        results.append((Y, backprop(np.ones_like(X))))
+    (Y_numpy, m_numpy), (Y_numba, m_numba) = results
+    assert_array_equal(Y_numba, Y_numpy)
+    assert_array_equal(m_numba, m_numpy)
+    kept = m_numpy > 0
+    assert 0.6 < kept.mean() < 0.8 and Y_numpy.dtype == dtype
+
+
+def test_dropout_bits_are_uniform_and_seeds_give_other_masks():
+    from skmlp._layers import dropout_bits
+
+    bits = dropout_bits(160_000, 7)
+    counts = np.bincount(bits >> 12, minlength=16)  # 16 equal buckets
+    expected = len(bits) / 16
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 45  # 15 degrees of freedom: P(chi2 > 45) < 1e-4
+    # Neighbouring entries and neighbouring seeds are not correlated.
+    a, b = bits[:-1].astype(float), bits[1:].astype(float)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.02
+    other = dropout_bits(160_000, 8).astype(float)
+    assert abs(np.corrcoef(bits.astype(float), other)[0, 1]) < 0.02
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["selu", "mish"])
+def test_fused_parametric_activation_equals_its_formula(dtype, activation, rng):
+    """Y = X + alpha (f(X) - X), dL/dalpha = sum dY (f(X) - X) and dL/dX =
+    dY (1 - alpha) + dY alpha f'(X), f and f' from _activations' numpy code,
+    over the whole range (including Mish's cutoff and SELU's negative side)."""
+    from skmlp._activations import ACTIVATIONS
+
+    X = (rng.normal(size=(40, 9)) * 8).astype(dtype)
+    X[0, :3] = (-30, 0, 30)
+    alpha = rng.uniform(0.2, 1.5, size=9).astype(dtype)
+    dY = rng.normal(size=X.shape).astype(dtype)
+    Y, D, F = NUMBA.parametric_forward(activation, X, alpha)
+    dalpha = np.empty_like(alpha)
+    dX = NUMBA.parametric_backward(dY, alpha, D, F, dalpha)
+    f = ACTIVATIONS[activation]
+    fX = f.forward(X.astype(np.float64))
+    slope = np.ones_like(fX)
+    f.backward(X.astype(np.float64) if f.from_input else fX, slope)
+    tol = CLOSE[dtype] * 10
+    assert_allclose(Y, X + alpha * (fX - X), rtol=tol, atol=tol)
+    assert_allclose(dalpha, (dY * (fX - X)).sum(axis=0), rtol=tol * 10, atol=tol * 10)
+    assert_allclose(dX, dY * (1 - alpha) + dY * alpha * slope, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ntk_scale_and_bias_kernels_equal_numpy(dtype, rng):
+    z, b, delta = _arrays(rng, dtype, (20, 6), (6,), (20, 6))
+    expected = z * dtype(0.125) + b
+    NUMBA.scale_bias(z, b, 0.125)
+    assert_array_equal(z, expected)
+    sums = np.empty(6, dtype)
+    scaled = delta * dtype(0.125)
+    column_sums = delta.sum(axis=0)
+    NUMBA.column_sums_then_scale(delta, sums, 0.125)
+    assert_array_equal(delta, scaled)
+    assert_allclose(sums, column_sums, rtol=CLOSE[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_fused_periodic_embedding_equals_numpys_layer(dtype, input_grad):
+    """The PBLD kernels against the layer's numpy code (itself checked against
+    central differences in test_layers): output, every parameter's gradient
+    and dL/dX, with numeric and passed-on columns interleaved."""
+    from skmlp._layers import Context, PeriodicEmbedding
+    from skmlp._stack import Network
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(37, 7)).astype(dtype)
+    layer = PeriodicEmbedding(7, [5, 0, 3, 4])
+    results = []
+    for ops in (NUMPY, NUMBA):
+        net = Network([layer], "identity", ops=ops, dtype=dtype)
+        net.initialize(X, np.random.RandomState(1))
+        ctx = Context(ops, train=True, input_grad=input_grad)
+        Y, backprop = layer.forward(net.views[0], net.grad_views[0], X, ctx)
+        dX = backprop(np.random.RandomState(2).normal(size=Y.shape).astype(dtype))
+        results.append((Y, net.grad.copy(), dX))
+    (Y, grad, dX), (Y_fused, grad_fused, dX_fused) = results
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    assert Y_fused.dtype == dtype
+    assert_allclose(Y_fused, Y, rtol=tol, atol=tol)
+    assert_allclose(grad_fused, grad, rtol=tol, atol=tol * 10)
+    if input_grad:
+        assert_allclose(dX_fused, dX, rtol=tol, atol=tol)
+    else:
+        assert dX is None and dX_fused is None
