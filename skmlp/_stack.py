@@ -51,10 +51,21 @@ class Network:
     ops : NumpyOps or ArrayAPIOps, default=NUMPY
     dtype : numpy dtype, default=float64
         Of a new parameter vector.
+    trainable : bool, default=True
+        False for prediction only: no gradient vector is allocated, and the
+        layers keep nothing for a backward pass (:meth:`loss_and_grad` is
+        then unavailable).
     """
 
     def __init__(
-        self, layers, output, params=None, n_members=1, ops=NUMPY, dtype=np.float64
+        self,
+        layers,
+        output,
+        params=None,
+        n_members=1,
+        ops=NUMPY,
+        dtype=np.float64,
+        trainable=True,
     ):
         self.layers, self.output = list(layers), output
         self.n_members, self.ops = n_members, ops
@@ -71,9 +82,12 @@ class Network:
                 f"({self.n_parameters},)."
             )
         self.params = params
-        self.grad = ops.zeros_like(params)
         self.views = self._views(params)
-        self.grad_views = self._views(self.grad)
+        if trainable:
+            self.grad = ops.zeros_like(params)
+            self.grad_views = self._views(self.grad)
+        else:
+            self.grad, self.grad_views = None, [None] * len(self.layers)
 
     def _layout(self):
         """(layer index, Param, start, stop) for every parameter array."""
@@ -120,7 +134,9 @@ class Network:
         host = np.zeros(
             self.n_parameters, np.asarray(self.ops.to_numpy(self.params)).dtype
         )
-        views = Network(self.layers, self.output, host, self.n_members).views
+        views = Network(
+            self.layers, self.output, host, self.n_members, trainable=False
+        ).views
         ctx = Context(NUMPY)
         a = np.asarray(X, dtype=host.dtype)
         for i, layer in enumerate(self.layers):

@@ -140,6 +140,25 @@ class _Result:
         self.n_iter = n_iter
 
 
+class _Batches:
+    """Minibatches gathered into buffers allocated once per fit: (X, Y, w)
+    rows of a batch, w None without sample weights."""
+
+    def __init__(self, X, Y, w, batch_size, ops):
+        self.arrays = [a for a in (X, Y, w) if a is not None]
+        self.buffers = [
+            np.empty((batch_size,) + a.shape[1:], a.dtype) for a in self.arrays
+        ]
+        self.ops, self.weighted = ops, w is not None
+
+    def gather(self, rows):
+        batch = [
+            self.ops.take_rows(a, rows, out) if a.ndim == 2 else a.take(rows)
+            for a, out in zip(self.arrays, self.buffers, strict=True)
+        ]
+        return batch if self.weighted else batch + [None]
+
+
 class _BaseTabularMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, the network,
     the training loop and the chunked forward pass."""
@@ -236,6 +255,9 @@ class _BaseTabularMLP(BaseEstimator):
         steps_per_epoch = math.ceil(len(train) / batch_size)
         total_steps = self.max_epochs * steps_per_epoch
         w = None if sample_weight is None else sample_weight.astype(dtype)
+        # The validation passes read the training vector without a gradient.
+        scorer = Network(layers, output, net.params, n_members, ops, trainable=False)
+        buffers = _Batches(X, Y, w, batch_size, ops)
         best = (np.inf, -1, net.params.copy())
         loss_curve, scores = [], []
         for epoch in range(self._epochs_to_run()):
@@ -243,9 +265,7 @@ class _BaseTabularMLP(BaseEstimator):
             loss = self._run_epoch(
                 net,
                 optimizer,
-                X,
-                Y,
-                w,
+                buffers,
                 train,
                 batch_size,
                 epoch * steps_per_epoch,
@@ -255,7 +275,7 @@ class _BaseTabularMLP(BaseEstimator):
             loss_curve.append(loss)
             if val is not None:
                 score = self._validation_error(
-                    net, X[val], Y[val], None if w is None else w[val]
+                    scorer, X[val], Y[val], None if w is None else w[val]
                 )
                 scores.append(score)
                 if score <= best[0]:  # the latest of ties
@@ -282,36 +302,36 @@ class _BaseTabularMLP(BaseEstimator):
             return auto_batch_size(n_train)
         return min(self.batch_size, n_train)
 
-    def _run_epoch(self, net, optimizer, X, Y, w, rows, batch_size, step, total, rng):
+    def _run_epoch(self, net, optimizer, batches, rows, batch_size, step, total, rng):
         """One pass over the shuffled training rows; the mean minibatch loss."""
         order = rows[rng.permutation(len(rows))]
         losses = []
         for begin in range(0, len(order), batch_size):
-            batch = order[begin : begin + batch_size]
             t = step / total
-            losses.append(self._step(net, optimizer, X, Y, w, batch, t, rng))
+            batch = batches.gather(order[begin : begin + batch_size])
+            losses.append(self._step(net, optimizer, batch, t, rng))
             step += 1
         return float(np.mean(losses))
 
-    def _step(self, net, optimizer, X, Y, w, batch, t, rng):
+    def _step(self, net, optimizer, batch, t, rng):
         """One AdamW step with the schedules at t (the fraction of training done)."""
-        lr = self._learning_rate() * SCHEDULES["coslog4"](t)
-        optimizer.learning_rate_init = lr
-        optimizer.weight_decay = self.weight_decay * SCHEDULES["flat_cos"](t)
-        dropout = self.dropout * SCHEDULES["flat_cos"](t)
+        flat_cos = SCHEDULES["flat_cos"](t)
+        optimizer.learning_rate_init = self._learning_rate() * SCHEDULES["coslog4"](t)
+        optimizer.weight_decay = self.weight_decay * flat_cos
+        dropout = self.dropout * flat_cos
         for layer in net.layers:
             if isinstance(layer, Dropout):
                 layer.rate = dropout
         ctx = Context(net.ops, train=True, rng=rng)
-        loss, grad = net.loss_and_grad(
-            X[batch], Y[batch], None if w is None else w[batch], ctx=ctx
-        )
+        loss, grad = net.loss_and_grad(*batch, ctx=ctx)
         optimizer.step(net.params, grad)
         return float(loss)
 
     def _network(self, dtype=None):
         params = self.params_ if dtype is None else self.params_.astype(dtype)
-        return Network(self.layers_, self._output(), params, self.n_members)
+        return Network(
+            self.layers_, self._output(), params, self.n_members, trainable=False
+        )
 
     def _forward(self, X):
         """The members' averaged outputs for X, chunk by chunk, in float64

@@ -186,8 +186,8 @@ def test_dropout_and_weight_decay_follow_flat_cos_and_lr_follows_coslog4():
     clf = TabularMLPClassifier(hidden_layer_sizes=(8,), max_epochs=4, random_state=0)
     original = clf._step
 
-    def spy(net, optimizer, X, Y, w, batch, t, rng):
-        loss = original(net, optimizer, X, Y, w, batch, t, rng)
+    def spy(net, optimizer, batch, t, rng):
+        loss = original(net, optimizer, batch, t, rng)
         rate = next(layer.rate for layer in net.layers if isinstance(layer, Dropout))
         seen.append((t, optimizer.learning_rate_init, optimizer.weight_decay, rate))
         return loss
