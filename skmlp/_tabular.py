@@ -334,15 +334,16 @@ class _BaseTabularMLP(BaseEstimator):
         )
 
     def _forward(self, X):
-        """The members' averaged outputs for X, chunk by chunk, in float64
-        (whatever the training dtype: a row's prediction then does not depend
-        on which other rows share its chunk, to float64's rounding)."""
+        """The members' averaged outputs for X, chunk by chunk of rows through
+        preprocessing and network (memory bounded by the chunk, whatever the
+        row count), in float64 whatever the training dtype: a row's prediction
+        then does not depend on which other rows share its chunk, to float64's
+        rounding."""
         check_is_fitted(self)
-        features = self.preprocessor_.transform(X)
         net = self._network(np.float64)
         out = [
-            net.predict(features[begin : begin + _PREDICT_ROWS])
-            for begin in range(0, features.shape[0], _PREDICT_ROWS)
+            net.predict(self.preprocessor_.transform(chunk))
+            for chunk in _row_chunks(X, _PREDICT_ROWS)
         ]
         if not out:
             return np.empty((0, self.n_outputs_))
@@ -726,6 +727,19 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
 
 def _n_rows(X):
     return _num_samples(X)
+
+
+def _row_chunks(X, size):
+    """X in chunks of at most ``size`` rows (a DataFrame's with ``iloc``, an
+    array's by slicing); other containers whole. At least one chunk, so that
+    a table of 0 rows still goes through validation."""
+    n = _n_rows(X)
+    if n <= size or not (hasattr(X, "iloc") or isinstance(X, np.ndarray)):
+        yield X
+        return
+    rows = X.iloc if hasattr(X, "iloc") else X
+    for begin in range(0, n, size):
+        yield rows[begin : begin + size]
 
 
 def _validation_weights(w):

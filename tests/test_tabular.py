@@ -365,3 +365,35 @@ def test_validation_rows_of_weight_zero_alone_still_pick_an_epoch():
     model = TabularMLPClassifier(**SMALL).fit(X, y, sample_weight=weights)
     assert len(model.validation_scores_) == SMALL["max_epochs"]
     assert np.isfinite(model.validation_scores_).all()
+
+
+def test_prediction_runs_in_chunks_of_rows_with_bounded_memory(monkeypatch):
+    """predict_proba on 30,000 rows, 1,024 at a time through preprocessing and
+    network: the peak of Python-allocated memory stays near one chunk's work
+    (without chunks it is ~150 MB here), and the result equals one pass's."""
+    import tracemalloc
+
+    import skmlp._tabular as tabular
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] > 0).astype(int)
+    clf = TabularMLPClassifier(
+        hidden_layer_sizes=(64, 64), max_epochs=2, random_state=0
+    ).fit(X, y)
+    big = pd.DataFrame(rng.normal(size=(30_000, 6)), columns=list("abcdef"))
+    clf_frame = TabularMLPClassifier(
+        hidden_layer_sizes=(64, 64), max_epochs=2, random_state=0
+    ).fit(pd.DataFrame(X, columns=list("abcdef")), y)
+    for model, data in ((clf, big.to_numpy()), (clf_frame, big)):
+        monkeypatch.setattr(tabular, "_PREDICT_ROWS", 10**9)
+        whole = model.predict_proba(data)
+        monkeypatch.setattr(tabular, "_PREDICT_ROWS", 1024)
+        tracemalloc.start()
+        try:
+            chunked = model.predict_proba(data)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 30e6, peak
+        assert_allclose(chunked, whole, rtol=1e-12)
