@@ -13,6 +13,7 @@ leaves a fitted transformer exactly as it was. pandas is imported by the
 caller, never here: numpy input needs no pandas.
 """
 
+import functools
 import numbers
 import sys
 from numbers import Integral
@@ -85,8 +86,8 @@ def _check_frame_shape(X, estimator, *, fitting):
 
 def _columns(table):
     """(name, column) per column: the Series of a DataFrame, slices of an array."""
-    if _is_dataframe(table):
-        return [(str(name), table.iloc[:, j]) for j, name in enumerate(table.columns)]
+    if _is_dataframe(table):  # items(): a third of iloc's time per column
+        return [(str(name), column) for name, column in table.items()]
     return [(f"x{j}", table[:, j]) for j in range(table.shape[1])]
 
 
@@ -201,6 +202,10 @@ def _mask_from_names(spec, table):
 def _numeric_values(column, name, when):
     """A column as float64 (a copy), NaN where missing; errors name the column."""
     if _is_series(column):
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
+            # numpy-backed numbers: no pandas.NA to map (NaN is NaN)
+            values = np.array(column.to_numpy(), dtype=np.float64)
+            return _refuse_infinity(values, name, when)
         api = _pandas().api.types
         if api.is_numeric_dtype(column.dtype) and not api.is_complex_dtype(
             column.dtype
@@ -357,10 +362,13 @@ def _sort_key(value):
 def _keys_and_values(column):
     """Per row, the category key (None where missing) and the raw value."""
     if _is_series(column) and isinstance(column.dtype, _pandas().CategoricalDtype):
-        categories = column.cat.categories.to_numpy(dtype=object)
-        keys = [_category_key(c) for c in categories] + [None]
-        codes = column.cat.codes.to_numpy()  # -1 where missing: the None above
-        return [keys[c] for c in codes], np.append(categories, None)[codes]
+        categorical = column.array  # pandas.Categorical: no Series per call
+        codes = np.asarray(categorical.codes)  # -1 where missing
+        present, rows = np.unique(codes, return_inverse=True)
+        values = categorical.categories.to_numpy(dtype=object)[present]
+        values[present < 0] = None  # the -1 code took the last category
+        keys = [_category_key(v) for v in values]  # of the present ones only
+        return [keys[i] for i in rows.ravel()], values[rows.ravel()]
     if _is_series(column):
         column = column.to_numpy(dtype=object)
     values = np.asarray(column, dtype=object)
@@ -381,9 +389,16 @@ def _fit_categories(column, name):
     return np.array(sorted(shown.values(), key=_sort_key), dtype=object)
 
 
+@functools.lru_cache(maxsize=256)
+def _lookup(categories):
+    """{category key: 1-based position} of a fitted column's categories (a
+    tuple), built once per fitted column rather than once per transform."""
+    return {_category_key(c): i for i, c in enumerate(categories, start=1)}
+
+
 def _category_codes(column, categories):
     """0 for missing or unknown, i for the i-th category (1-based)."""
-    lookup = {_category_key(c): i for i, c in enumerate(categories, start=1)}
+    lookup = _lookup(tuple(categories))
     keys, _ = _keys_and_values(column)
     return np.fromiter((lookup.get(k, 0) for k in keys), dtype=np.intp, count=len(keys))
 
