@@ -338,6 +338,9 @@ def register():
     update_registered_converter(
         BackpropRegressor, "SkmlpBackpropRegressor", regressor_shapes, convert_regressor
     )
+    from . import _onnx_tabular  # TabularPreprocessor, TabularMLP*: their module
+
+    _onnx_tabular.register(update_registered_converter)
 
 
 def _register_quietly():
