@@ -12,7 +12,10 @@ Error: 1 - accuracy (classification), RMSE / std(y_test) (regression).
 Printed per dataset: each model's mean error over the seeds. Summary per
 model: the geometric mean over datasets of (its mean error / HGB's mean
 error), the datasets where its mean error is below HGB's ("wins"), and the
-median over all fits of the fit seconds per 1,000 training rows.
+median over all fits of the fit seconds per 1,000 training rows. Then a table
+of each model's fit seconds per 1,000 rows per dataset, with the tabular fits'
+matmul rate (the Dense layers' FLOPs per second of fit) as a share of this
+machine's float32 matmul peak, measured at the end of the run.
 
 Models (each skipped with a message when its package is missing):
 - ``tabular``: skmlp.TabularMLPClassifier / TabularMLPRegressor (defaults);
@@ -52,6 +55,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dev_suite  # noqa: E402
+import profile_tabular  # noqa: E402
 
 import skmlp  # noqa: E402
 
@@ -134,7 +138,15 @@ def run_one(model_name, dataset, seed, tabular_params):
         model.fit(X_train, y_train)
         seconds = time.perf_counter() - start
         y_pred = model.predict(X_test)
+    extra = {}
+    if model_name == "tabular":  # the Dense layers' matmul FLOPs per second
+        n_val = math.floor(model.validation_fraction * len(X_train))
+        flops = profile_tabular.dense_flops(
+            model, len(X_train) - n_val, n_val, model.n_iter_
+        )
+        extra["matmul_gflops_per_s"] = flops / seconds / 1e9
     return {
+        **extra,
         "model": model_name,
         "dataset": dataset,
         "seed": seed,
@@ -177,6 +189,38 @@ def summarize(results, datasets, models, reference="hgb"):
                 "median_fit_s_per_1000": statistics.median(times),
             }
     return mean, summary
+
+
+def print_times(results, datasets, models, peaks):
+    """Fit seconds per 1,000 training rows per dataset (median over seeds),
+    and the tabular fits' share of the float32 matmul peak."""
+    shown = [m for m in models if any(r["model"] == m for r in results)]
+    print("\nFit seconds per 1,000 training rows (median over seeds)\n")
+    print("| dataset | " + " | ".join(shown) + " | tabular matmul GFLOP/s |")
+    print("|---|" + "---|" * (len(shown) + 1))
+    for d in datasets:
+        cells = []
+        for m in shown:
+            times = [
+                r["fit_s_per_1000"]
+                for r in results
+                if (r["model"], r["dataset"]) == (m, d)
+            ]
+            cells.append(f"{statistics.median(times):.2f}" if times else "-")
+        rates = [
+            r["matmul_gflops_per_s"]
+            for r in results
+            if (r["model"], r["dataset"]) == ("tabular", d)
+            and "matmul_gflops_per_s" in r
+        ]
+        rate = statistics.median(rates) if rates else None
+        cells.append(
+            "-"
+            if rate is None
+            else f"{rate:.1f} ({rate / peaks[0]:.0%} of 1 thread, "
+            f"{rate / peaks[1]:.0%} of all)"
+        )
+        print(f"| {d} | " + " | ".join(cells) + " |")
 
 
 def print_tables(mean, summary, datasets, models):
@@ -254,6 +298,12 @@ def main():
                     Path(args.json).write_text(json.dumps(results, indent=1))
     mean, summary = summarize(results, args.datasets, models)
     print_tables(mean, summary, args.datasets, models)
+    peaks = profile_tabular.matmul_peak(1), profile_tabular.matmul_peak(None)
+    print(
+        f"\nfloat32 matmul peak of this machine, measured now: {peaks[0]:.0f} "
+        f"GFLOP/s with 1 thread, {peaks[1]:.0f} with all"
+    )
+    print_times(results, args.datasets, models, peaks)
 
 
 if __name__ == "__main__":
