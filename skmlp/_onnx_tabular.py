@@ -807,44 +807,92 @@ def _is_text_column(column):
     return not (api.is_numeric_dtype(dtype) or api.is_bool_dtype(dtype))
 
 
-def dataframe_inputs(X, dtype=np.float32):
-    """skl2onnx's initial types and ONNX Runtime's feeds for a DataFrame.
+def dataframe_initial_types(X, dtype=np.float32):
+    """skl2onnx's initial types for a DataFrame: one input per column.
 
-    One input per column, of shape (n, 1), named as the column: text columns
-    (strings, objects, categories of text) as strings, each value as
-    ``TabularPreprocessor`` identifies its category (``1.0`` as ``"1"``),
-    a missing value as ``""``; every other column as ``dtype`` (float32 or
-    float64), NaN where missing.
+    Text columns (strings, objects, categories of text) as
+    ``StringTensorType([None, 1])``, every other column as
+    ``FloatTensorType`` or ``DoubleTensorType([None, 1])`` by ``dtype``,
+    which makes the graph's float type. Named as the columns (skl2onnx may
+    rename an input whose name is not an identifier: ``a.b`` becomes
+    ``a_b``); :func:`dataframe_feeds` feeds them.
 
     Parameters
     ----------
     X : DataFrame of shape (n_samples, n_features)
     dtype : {numpy.float32, numpy.float64}, default=numpy.float32
-        The float type of the numeric inputs, which makes the graph's.
 
     Returns
     -------
     initial_types : list of (str, skl2onnx tensor type)
         For ``convert_sklearn(model, initial_types=...)``.
-    feeds : dict of str to ndarray of shape (n_samples, 1)
-        For ``InferenceSession.run(None, feeds)``.
     """
     t = _types()
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.")
     float_type = t.FloatTensorType if dtype == np.float32 else t.DoubleTensorType
-    initial_types, feeds = [], {}
-    for name in X.columns:
-        column = X[name]
-        if _is_text_column(column):
+    return [
+        (
+            str(name),
+            (t.StringTensorType if _is_text_column(X[name]) else float_type)([None, 1]),
+        )
+        for name in X.columns
+    ]
+
+
+# ONNX Runtime's input types and the numpy dtype of their numbers.
+_FEED_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+def dataframe_feeds(session, X):
+    """ONNX Runtime's feeds for a graph with one input per column.
+
+    Each of ``session``'s inputs gets the column of its name, else the column
+    at its position (skl2onnx renames columns such as ``a.b``), shaped
+    (n, 1): as the input's type (NaN where a float is missing), or for a
+    string input each value as ``TabularPreprocessor`` identifies its
+    category (``1.0`` as ``"1"``) and a missing value as ``""``.
+
+    Parameters
+    ----------
+    session : onnxruntime.InferenceSession
+    X : DataFrame of shape (n_samples, n_features)
+
+    Returns
+    -------
+    feeds : dict of str to ndarray of shape (n_samples, 1)
+        For ``session.run(None, feeds)``.
+    """
+    inputs = session.get_inputs()
+    if len(inputs) != X.shape[1]:
+        raise ValueError(
+            f"The graph has {len(inputs)} inputs and X {X.shape[1]} columns: "
+            "dataframe_feeds feeds a graph with one input per column."
+        )
+    feeds = {}
+    for position, graph_input in enumerate(inputs):
+        name = graph_input.name
+        column = X[name] if name in X.columns else X.iloc[:, position]
+        if graph_input.type == "tensor(string)":
             keys = [_category_key(v) for v in column.to_numpy(dtype=object)]
             values = np.array(["" if k is None else k for k in keys], dtype=object)
-            initial_types.append((str(name), t.StringTensorType([None, 1])))
+        elif graph_input.type in _FEED_DTYPES:
+            dtype = np.dtype(_FEED_DTYPES[graph_input.type])
+            missing = {"na_value": np.nan} if dtype.kind == "f" else {}
+            values = column.to_numpy(dtype=dtype, **missing)
         else:
-            values = column.to_numpy(dtype=dtype, na_value=np.nan)
-            initial_types.append((str(name), float_type([None, 1])))
-        feeds[str(name)] = values.reshape(-1, 1)
-    return initial_types, feeds
+            raise TypeError(
+                f"Input {name!r} has type {graph_input.type}, which "
+                "dataframe_feeds does not fill."
+            )
+        feeds[name] = values.reshape(-1, 1)
+    return feeds
 
 
 def register(update_registered_converter):

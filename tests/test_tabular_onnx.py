@@ -27,7 +27,10 @@ from skl2onnx.common.data_types import (  # noqa: E402
 )
 
 from skmlp._layers import Activation  # noqa: E402
-from skmlp._onnx_tabular import dataframe_inputs  # noqa: E402
+from skmlp._onnx_tabular import (  # noqa: E402
+    dataframe_feeds,
+    dataframe_initial_types,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -106,23 +109,27 @@ def _rounded(X, dtype):
     return X
 
 
-def _run(onx, feeds):
+def _run(onx, X):
+    """ONNX Runtime's outputs for X: a DataFrame, feeds, or an array for a
+    graph of one input."""
     session = ort.InferenceSession(
         onx.SerializeToString(), providers=["CPUExecutionProvider"]
     )
-    return session.run(None, feeds)
+    if isinstance(X, dict):
+        return session.run(None, X)
+    if isinstance(X, np.ndarray):
+        return session.run(None, {session.get_inputs()[0].name: X})
+    return session.run(None, dataframe_feeds(session, X))
 
 
 def _convert(est, dtype, options=None):
-    initial_types, _ = dataframe_inputs(X_TRAIN, dtype)
+    initial_types = dataframe_initial_types(X_TRAIN, dtype)
     options = {id(est): options} if options else None
     return convert_sklearn(est, initial_types=initial_types, options=options)
 
 
 def _check_classifier(est, dtype):
-    labels, proba = _run(
-        _convert(est, dtype, {"zipmap": False}), dataframe_inputs(X_TEST, dtype)[1]
-    )
+    labels, proba = _run(_convert(est, dtype, {"zipmap": False}), X_TEST)
     X = _rounded(X_TEST, dtype)
     expected = est.predict_proba(X)
     assert expected.std(axis=0).max() > 0.05  # a model that tells rows apart
@@ -132,7 +139,7 @@ def _check_classifier(est, dtype):
 
 
 def _check_regressor(est, dtype):
-    (predicted,) = _run(_convert(est, dtype), dataframe_inputs(X_TEST, dtype)[1])
+    (predicted,) = _run(_convert(est, dtype), X_TEST)
     expected = est.predict(_rounded(X_TEST, dtype)).reshape(len(X_TEST), -1)
     assert predicted.shape == expected.shape
     assert predicted.dtype == dtype
@@ -196,6 +203,23 @@ def test_to_onnx_guesses_one_input_per_column_from_the_dataframe():
     labels, proba = _run(onx, feeds)
     np.testing.assert_allclose(proba, est.predict_proba(X), atol=1e-12)
     np.testing.assert_array_equal(labels, est.predict(X))
+    np.testing.assert_array_equal(_run(onx, X)[1], proba)  # dataframe_feeds
+
+
+def test_columns_whose_names_skl2onnx_renames_are_fed_by_position():
+    X_train = X_TRAIN.rename(columns={"year": "year.built", "income": "2nd"})
+    X_test = X_TEST.rename(columns={"year": "year.built", "income": "2nd"})
+    est = TabularMLPClassifier(hidden_layer_sizes=(8,), max_epochs=3, random_state=0)
+    est.fit(X_train, TARGETS["binary"])
+    onx = convert_sklearn(
+        est,
+        initial_types=dataframe_initial_types(X_train),
+        options={id(est): {"zipmap": False}},
+    )
+    assert "year.built" not in [i.name for i in onx.graph.input]
+    _, proba = _run(onx, X_test)
+    expected = est.predict_proba(_rounded(X_test, np.float32))
+    np.testing.assert_allclose(proba, expected, atol=TOLERANCE[np.float32])
 
 
 def test_numpy_input_converts_as_one_float_input_with_categorical_indices():
@@ -217,7 +241,7 @@ def test_numpy_input_converts_as_one_float_input_with_categorical_indices():
     X_new[::7, 1] = np.nan
     onx = to_onnx(est, X_new[:1])
     assert len(onx.graph.input) == 1
-    (predicted,) = _run(onx, {onx.graph.input[0].name: X_new})
+    (predicted,) = _run(onx, X_new)
     expected = est.predict(X_new.astype(np.float64))
     difference = np.abs(predicted.ravel() - expected) / est.y_scale_
     assert difference.max() <= TOLERANCE[np.float32]
@@ -232,7 +256,7 @@ def test_preprocessor_graph_reproduces_transform(max_onehot_categories, dtype):
     assert set(pre.feature_kinds_) == kinds | (
         {"code"} if max_onehot_categories == 8 else set()
     )
-    (out,) = _run(_convert(pre, dtype), dataframe_inputs(X_TEST, dtype)[1])
+    (out,) = _run(_convert(pre, dtype), X_TEST)
     expected = pre.transform(_rounded(X_TEST, dtype))
     assert out.dtype == dtype
     np.testing.assert_allclose(out, expected, rtol=TOLERANCE[dtype], atol=1e-15)
@@ -263,8 +287,8 @@ def test_preprocessor_graph_reproduces_the_normal_quantile_map(n_rows, dtype):
         }
     )
     X_new = pd.concat([X.sample(frac=1, random_state=0), edges], ignore_index=True)
-    types, feeds = dataframe_inputs(X_new, dtype)
-    (out,) = _run(convert_sklearn(pre, initial_types=types), feeds)
+    types = dataframe_initial_types(X_new, dtype)
+    (out,) = _run(convert_sklearn(pre, initial_types=types), X_new)
     expected = pre.transform(_rounded(X_new, dtype))
     np.testing.assert_allclose(out, expected, rtol=0, atol=TOLERANCE[dtype] / 10)
 
@@ -275,8 +299,8 @@ def test_preprocessor_graph_smoothly_clips_extreme_values():
     X = pd.DataFrame({"x": np.linspace(-5, 5, 40)})
     pre = TabularPreprocessor().fit(X)
     extreme = pd.DataFrame({"x": [0.1, 1e3, -1e8, 1e140, 1e160, -1e200, 1e308]})
-    types, feeds = dataframe_inputs(extreme, np.float64)
-    (out,) = _run(convert_sklearn(pre, initial_types=types), feeds)
+    types = dataframe_initial_types(extreme, np.float64)
+    (out,) = _run(convert_sklearn(pre, initial_types=types), extreme)
     np.testing.assert_allclose(out, pre.transform(extreme), rtol=1e-15)
 
 
@@ -285,11 +309,11 @@ def test_a_preprocessor_in_a_pipeline_feeds_a_drop_in():
         TabularPreprocessor(),
         BackpropClassifier((8,), max_iter=60, random_state=0),
     ).fit(X_TRAIN, TARGETS["multiclass"])
-    types, _ = dataframe_inputs(X_TRAIN, np.float32)
+    types = dataframe_initial_types(X_TRAIN, np.float32)
     onx = convert_sklearn(
         pipe, initial_types=types, options={id(pipe[-1]): {"zipmap": False}}
     )
-    labels, proba = _run(onx, dataframe_inputs(X_TEST, np.float32)[1])
+    labels, proba = _run(onx, X_TEST)
     X = _rounded(X_TEST, np.float32)
     np.testing.assert_allclose(proba, pipe.predict_proba(X), atol=1e-5)
     np.testing.assert_array_equal(labels, pipe.predict(X))
@@ -297,16 +321,15 @@ def test_a_preprocessor_in_a_pipeline_feeds_a_drop_in():
 
 def test_zipmap_and_nocl_options_as_for_the_drop_ins():
     est = _fitted("binary")
-    feeds = dataframe_inputs(X_TEST, np.float32)[1]
     expected = est.predict_proba(_rounded(X_TEST, np.float32))
-    labels, dicts = _run(_convert(est, np.float32), feeds)  # zipmap=True: dicts
+    labels, dicts = _run(_convert(est, np.float32), X_TEST)  # zipmap=True: dicts
     assert [sorted(d) for d in dicts] == [["high", "low"]] * len(X_TEST)
     np.testing.assert_allclose(
         [[d["high"], d["low"]] for d in dicts], expected, atol=1e-5
     )
-    columns = _run(_convert(est, np.float32, {"zipmap": "columns"}), feeds)
+    columns = _run(_convert(est, np.float32, {"zipmap": "columns"}), X_TEST)
     np.testing.assert_allclose(np.column_stack(columns[1:]), expected, atol=1e-5)
-    labels, _ = _run(_convert(est, np.float32, {"zipmap": False, "nocl": True}), feeds)
+    labels, _ = _run(_convert(est, np.float32, {"zipmap": False, "nocl": True}), X_TEST)
     np.testing.assert_array_equal(labels, expected.argmax(axis=1))
 
 
@@ -324,7 +347,7 @@ def test_an_unsupported_layer_is_refused_by_name():
 
 def test_inputs_the_graph_cannot_read_are_refused_by_column():
     est = _fitted("binary")
-    types, _ = dataframe_inputs(X_TRAIN, np.float32)
+    types = dataframe_initial_types(X_TRAIN, np.float32)
     with pytest.raises(ValueError, match="7 columns but the graph has 6 inputs"):
         convert_sklearn(est, initial_types=types[:-1])
     guessed = [
