@@ -172,13 +172,15 @@ class Network:
             return P
         return self.ops.xp.mean(self.ops.xp.reshape(P, (k, -1, P.shape[1])), axis=0)
 
-    def _member_targets(self, Y, sample_weight):
+    def _member_targets(self, Y, sample_weight, weight_sum=None):
         """Targets and normalised weights repeated for each member (weights / k):
         the loss over all rows is then the mean of the members' losses."""
         xp, k = self.ops.xp, self.n_members
         w = None
         if sample_weight is not None:
-            w = sample_weight / float(xp.sum(sample_weight))
+            if weight_sum is None:
+                weight_sum = float(xp.sum(sample_weight))  # waits for a device
+            w = sample_weight / weight_sum
         if k == 1:
             return Y, w
         concat = getattr(xp, "concat", None) or xp.concatenate
@@ -189,26 +191,32 @@ class Network:
         weights = self.params[: self.n_weights]
         return 0.5 * alpha / weight_sum * self.ops.sum_of_squares(weights)
 
-    def loss(self, X, Y, sample_weight=None, alpha=0.0, ctx=None):
+    def loss(self, X, Y, sample_weight=None, alpha=0.0, ctx=None, weight_sum=None):
         """The training objective of :meth:`loss_and_grad`, without the gradient."""
         Z, _ = self.forward(X, ctx)
-        Yk, w = self._member_targets(Y, sample_weight)
+        Yk, w = self._member_targets(Y, sample_weight, weight_sum)
         loss = self.ops.output_loss(_output(self.output), Yk, self._activate(Z), w)
         if alpha:
-            loss += self._penalty(alpha, self._weight_sum(X, sample_weight))
+            loss += self._penalty(alpha, self._weight_sum(X, sample_weight, weight_sum))
         return loss
 
-    def _weight_sum(self, X, sample_weight):
+    def _weight_sum(self, X, sample_weight, weight_sum=None):
         if sample_weight is None:
             return X.shape[0]
+        if weight_sum is not None:
+            return weight_sum
         return float(self.ops.xp.sum(sample_weight))
 
-    def loss_and_grad(self, X, Y, sample_weight=None, alpha=0.0, ctx=None):
+    def loss_and_grad(
+        self, X, Y, sample_weight=None, alpha=0.0, ctx=None, weight_sum=None
+    ):
         """Objective and its gradient (``self.grad``, overwritten next call).
 
         ``L = mean over members of sum_i w_i l(y_i, p_i)
         + alpha / (2 sum_i s_i) * ||penalized parameters||^2``,
         with ``w = s / sum s`` (s: sample weights, all ones when None).
+        ``weight_sum``, when the caller knows it, is ``sum s`` as a Python
+        float: on a device, summing here would wait for the device.
 
         Returns
         -------
@@ -218,7 +226,7 @@ class Network:
         """
         ctx = ctx or Context(self.ops, train=True)
         Z, backprops = self.forward(X, ctx)
-        Yk, w = self._member_targets(Y, sample_weight)
+        Yk, w = self._member_targets(Y, sample_weight, weight_sum)
         loss, delta = self.ops.output_loss_and_delta(
             _output(self.output), Yk, self._activate(Z), w
         )
@@ -226,7 +234,7 @@ class Network:
             delta = backprop(delta)
         self.input_grad = delta
         if alpha:
-            weight_sum = self._weight_sum(X, sample_weight)
+            weight_sum = self._weight_sum(X, sample_weight, weight_sum)
             loss += self._penalty(alpha, weight_sum)
             n_w = self.n_weights
             self.ops.add_penalty_gradient(
