@@ -26,8 +26,23 @@ one output head per member); predictions average the members' outputs.
 The training loop reads top-down: ``fit -> _fit_network -> _train ->
 _run_epoch -> _step``; it works on its own copies and the estimator commits
 its fitted attributes only when everything succeeded.
+
+Under scikit-learn's ``array_api_dispatch``, a numeric array of another
+namespace (torch on CPU or GPU, CuPy, array-api-strict) trains the network on
+that namespace and device (``_ops.ArrayAPIOps``), as the drop-ins do. The
+preprocessing (quantiles, categories, labels) runs on the host with numpy:
+fit copies X to the host once, preprocesses it, and moves the features to the
+device once; the initialisation, the split, the shuffles and the dropout
+masks are drawn on the host, so a float64 fit follows the numpy fit step for
+step. On the device stay the weights (``params_``), the minibatch losses
+(read once per epoch) and the best epoch's copy; the validation predictions
+come to the host once per epoch to be scored. predict and predict_proba
+take X of the fitted namespace and device, preprocess it on the host chunk by
+chunk, and answer on the device. A DataFrame, a list or a numpy array takes
+the host path whatever the configuration.
 """
 
+import copy
 import math
 import time
 from numbers import Integral, Real
@@ -62,6 +77,7 @@ from ._layers import (
     Scale,
 )
 from ._losses import OUTPUTS, quantile
+from ._ops import engine_of, get_ops, to_host
 from ._optimizers import Adam
 from ._preprocessing import TabularPreprocessor
 from ._schedules import SCHEDULES
@@ -141,22 +157,51 @@ class _Result:
 
 
 class _Batches:
-    """Minibatches gathered into buffers allocated once per fit: (X, Y, w)
-    rows of a batch, w None without sample weights."""
+    """The minibatches of a fit: (X, Y, w, total weight) rows of a batch, w
+    None without sample weights.
+
+    X, Y and w come as host (numpy) arrays. The numpy engines gather each
+    batch into buffers allocated once per fit (the compiled engine's gather
+    kernel). Another namespace's engine gets the three arrays moved to its
+    device once, here, and each epoch's row order once per epoch; each
+    batch's total weight is then summed on the host (a Python float), so that
+    no step waits for the device.
+    """
 
     def __init__(self, X, Y, w, batch_size, ops):
+        self.ops, self.batch_size = ops, batch_size
         self.arrays = [a for a in (X, Y, w) if a is not None]
-        self.buffers = [
-            np.empty((batch_size,) + a.shape[1:], a.dtype) for a in self.arrays
-        ]
-        self.ops, self.weighted = ops, w is not None
+        self.host_weight = None if ops.is_numpy else w
+        if ops.is_numpy:
+            self.buffers = [
+                np.empty((batch_size,) + a.shape[1:], a.dtype) for a in self.arrays
+            ]
+        else:
+            self.arrays = [ops.asarray(a) for a in self.arrays]  # to the device
+            self.buffers = [None] * len(self.arrays)
+        self.weighted = w is not None
 
-    def gather(self, rows):
+    def epoch(self, order):
+        """The minibatches of one pass over the rows in ``order`` (host indices)."""
+        index = order if self.ops.is_numpy else self.ops.asarray(order)
+        n = len(order)
+        for begin in range(0, n, self.batch_size):
+            rows = slice(begin, min(begin + self.batch_size, n))  # stop within
+            yield self.gather(index[rows], order[rows])
+
+    def gather(self, rows, host_rows):
+        ops = self.ops
         batch = [
-            self.ops.take_rows(a, rows, out) if a.ndim == 2 else a.take(rows)
+            ops.take_rows(a, rows, out)
+            if a.ndim == 2 or not ops.is_numpy
+            else a.take(rows)
             for a, out in zip(self.arrays, self.buffers, strict=True)
         ]
-        return batch if self.weighted else batch + [None]
+        if not self.weighted:
+            return (*batch, None, None)
+        if self.host_weight is None:  # numpy: the network sums the weights
+            return (*batch, None)
+        return (*batch, float(np.add.reduce(self.host_weight[host_rows])))
 
 
 class _BaseTabularMLP(BaseEstimator):
@@ -200,8 +245,14 @@ class _BaseTabularMLP(BaseEstimator):
             )
         return tuple(int(s) for s in sizes)
 
-    def _fit_network(self, X, Y, sample_weight, stratify, output, rng):
-        """Preprocess, split, build, train: (preprocessor, layers, result)."""
+    def _fit_network(self, X, Y, sample_weight, stratify, output, rng, engine):
+        """Preprocess, split, build, train: (preprocessor, layers, result).
+
+        X, Y and sample_weight are on the host; the preprocessing runs there,
+        with numpy. ``engine`` is where the network trains: the numpy engines
+        (:data:`~skmlp._ops.NUMPY`), or another array namespace's
+        (:class:`~skmlp._ops.ArrayAPIOps`), to whose device the features,
+        targets and weights then move once."""
         preprocessor = TabularPreprocessor(
             categorical_features=self.categorical_features
         ).fit(X)
@@ -214,7 +265,7 @@ class _BaseTabularMLP(BaseEstimator):
         # limits return when training ends.
         with threadpool_limits(limits=1, user_api="blas"):
             result = self._train(
-                layers, output, features, Y, sample_weight, train, val, rng
+                layers, output, features, Y, sample_weight, train, val, rng, engine
             )
         return preprocessor, layers, result
 
@@ -235,51 +286,43 @@ class _BaseTabularMLP(BaseEstimator):
         )
         return np.sort(train), np.sort(val)
 
-    def _train(self, layers, output, X, Y, sample_weight, train, val, rng):
+    def _train(self, layers, output, X, Y, sample_weight, train, val, rng, engine):
+        """The epochs: the weights of the best one, and the curves.
+
+        X, Y and sample_weight are host arrays; the initialisation reads X on
+        the host, the steps run on ``engine``'s arrays (see ``_Batches``).
+        """
         dtype = np.dtype(self.dtype)
-        ops = numpy_engine(dtype)
-        n_members = self.n_members
-        net = Network(layers, output, n_members=n_members, ops=ops, dtype=dtype)
-        init_rows = train[rng.permutation(len(train))[:_INIT_ROWS]]
-        net.initialize(X[init_rows], rng)
-        optimizer = Adam(
-            Adam.new_state(net.params, 0.0),
-            0.0,
-            0.9,
-            0.95,
-            1e-8,
-            ops=ops,
-            groups=net.groups(),
-        )
+        net, optimizer = self._start(layers, output, X, train, rng, engine)
+        ops = net.ops
         batch_size = self._batch_size(len(train))
         steps_per_epoch = math.ceil(len(train) / batch_size)
         total_steps = self.max_epochs * steps_per_epoch
         w = None if sample_weight is None else sample_weight.astype(dtype)
         # The validation passes read the training vector without a gradient.
-        scorer = Network(layers, output, net.params, n_members, ops, trainable=False)
-        buffers = _Batches(X, Y, w, batch_size, ops)
-        best = (np.inf, -1, net.params.copy())
+        scorer = Network(
+            layers, output, net.params, self.n_members, ops, trainable=False
+        )
+        batches = _Batches(X, Y, w, batch_size, ops)
+        held_out = None if val is None else _held_out(ops, X, Y, w, val)
+        best = (np.inf, -1, ops.copy(net.params))
         loss_curve, scores = [], []
         for epoch in range(self._epochs_to_run()):
             start = time.perf_counter()
             loss = self._run_epoch(
                 net,
                 optimizer,
-                buffers,
+                batches,
                 train,
-                batch_size,
                 epoch * steps_per_epoch,
                 total_steps,
                 rng,
             )
             loss_curve.append(loss)
-            if val is not None:
-                score = self._validation_error(
-                    scorer, X[val], Y[val], None if w is None else w[val]
-                )
-                scores.append(score)
-                if score <= best[0]:  # the latest of ties
-                    best = (score, epoch, net.params.copy())
+            if held_out is not None:
+                scores.append(self._validation_error(scorer, *held_out))
+                if scores[-1] <= best[0]:  # the latest of ties
+                    best = (scores[-1], epoch, ops.copy(net.params))
             if self.verbose:
                 shown = f", validation error {scores[-1]:.5f}" if scores else ""
                 print(
@@ -288,9 +331,28 @@ class _BaseTabularMLP(BaseEstimator):
                 )
             if not math.isfinite(loss):
                 break
-        if val is None:
-            best = (np.nan, len(loss_curve) - 1, net.params.copy())
+        if held_out is None:
+            best = (np.nan, len(loss_curve) - 1, ops.copy(net.params))
         return _Result(best[2], loss_curve, scores or None, best[1], len(loss_curve))
+
+    def _start(self, layers, output, X, train, rng, engine):
+        """The network, initialised from training rows of the host's X, and
+        its AdamW optimizer, on ``engine`` (numpy's: the compiled one)."""
+        dtype = np.dtype(self.dtype)
+        ops = numpy_engine(dtype) if engine.is_numpy else engine
+        net = Network(layers, output, n_members=self.n_members, ops=ops, dtype=dtype)
+        init_rows = train[rng.permutation(len(train))[:_INIT_ROWS]]
+        net.initialize(X[init_rows], rng)
+        optimizer = Adam(
+            Adam.new_state(net.params, 0.0, ops),
+            0.0,
+            0.9,
+            0.95,
+            1e-8,
+            ops=ops,
+            groups=net.groups(),
+        )
+        return net, optimizer
 
     def _epochs_to_run(self):
         """Epochs this fit runs; the schedules' horizon is max_epochs either way
@@ -302,19 +364,23 @@ class _BaseTabularMLP(BaseEstimator):
             return auto_batch_size(n_train)
         return min(self.batch_size, n_train)
 
-    def _run_epoch(self, net, optimizer, batches, rows, batch_size, step, total, rng):
-        """One pass over the shuffled training rows; the mean minibatch loss."""
+    def _run_epoch(self, net, optimizer, batches, rows, step, total, rng):
+        """One pass over the shuffled training rows; the mean minibatch loss
+        (on a device the losses stay there, and are read once, here)."""
         order = rows[rng.permutation(len(rows))]
         losses = []
-        for begin in range(0, len(order), batch_size):
-            t = step / total
-            batch = batches.gather(order[begin : begin + batch_size])
-            losses.append(self._step(net, optimizer, batch, t, rng))
+        for batch in batches.epoch(order):
+            losses.append(self._step(net, optimizer, batch, step / total, rng))
             step += 1
-        return float(np.mean(losses))
+        if net.ops.scalar_losses:
+            return float(np.mean(losses))
+        xp = net.ops.xp
+        return float(xp.mean(xp.stack(losses)))
 
     def _step(self, net, optimizer, batch, t, rng):
-        """One AdamW step with the schedules at t (the fraction of training done)."""
+        """One AdamW step with the schedules at t (the fraction of training
+        done); the minibatch's loss (a Python float, or on a device a 0-d
+        array, not waited for). ``batch``: X, Y, w and w's total or None."""
         flat_cos = SCHEDULES["flat_cos"](t)
         optimizer.learning_rate_init = self._learning_rate() * SCHEDULES["coslog4"](t)
         optimizer.weight_decay = self.weight_decay * flat_cos
@@ -323,31 +389,83 @@ class _BaseTabularMLP(BaseEstimator):
             if isinstance(layer, Dropout):
                 layer.rate = dropout
         ctx = Context(net.ops, train=True, rng=rng)
-        loss, grad = net.loss_and_grad(*batch, ctx=ctx)
+        X, Y, w, weight_sum = batch
+        loss, grad = net.loss_and_grad(X, Y, w, ctx=ctx, weight_sum=weight_sum)
         optimizer.step(net.params, grad)
-        return float(loss)
+        return float(loss) if net.ops.scalar_losses else loss
 
-    def _network(self, dtype=None):
-        params = self.params_ if dtype is None else self.params_.astype(dtype)
+    def _network(self, dtype=None, ops=None):
+        """The fitted network, on ``ops`` (default: the fitted weights'
+        engine), its weights in ``dtype`` (a numpy dtype; default: as fitted)."""
+        ops = ops or engine_of(self.params_)
+        params = self.params_
+        if dtype is not None:
+            params = (
+                params.astype(dtype)
+                if ops.is_numpy
+                else ops.xp.astype(params, getattr(ops.xp, np.dtype(dtype).name))
+            )
         return Network(
-            self.layers_, self._output(), params, self.n_members, trainable=False
+            self.layers_, self._output(), params, self.n_members, ops, trainable=False
         )
 
-    def _forward(self, X):
+    def _engine(self, X, method):
+        """The engine of the fitted weights, after checking that X belongs to
+        it (the namespace and device of fit's X under array API dispatch, or
+        numpy), or a ValueError that says how to move the model."""
+        fitted, given = engine_of(self.params_), get_ops(X)
+        if fitted == given:
+            return fitted
+        raise ValueError(
+            f"Inputs passed to {type(self).__name__}.{method}() must use the same "
+            "namespace and the same device as those passed to fit(): the model "
+            f"was fitted on {fitted.describe()} and gets {given.describe()}. "
+            "Pass X as the model's arrays (with scikit-learn's "
+            "array_api_dispatch on), or move the model to X's namespace and "
+            "device: 'from sklearn.utils._array_api import "
+            "get_namespace_and_device, move_estimator_to; xp, _, device = "
+            "get_namespace_and_device(X); estimator = move_estimator_to("
+            "estimator, xp, device)'."
+        )
+
+    def _forward(self, X, method="predict"):
         """The members' averaged outputs for X, chunk by chunk of rows through
         preprocessing and network (memory bounded by the chunk, whatever the
         row count), in float64 whatever the training dtype: a row's prediction
         then does not depend on which other rows share its chunk, to float64's
-        rounding."""
+        rounding.
+
+        A model fitted on another namespace's arrays (under array API
+        dispatch) takes X of that namespace and device: X comes to the host
+        for the preprocessing, each chunk's features go to the device, and
+        the outputs stay there (in float32 on a device without float64)."""
         check_is_fitted(self)
-        net = self._network(np.float64)
+        ops = self._engine(X, method)
+        if ops.is_numpy:
+            net = self._network(np.float64)
+            out = [
+                net.predict(self.preprocessor_.transform(chunk))
+                for chunk in _row_chunks(X, _PREDICT_ROWS)
+            ]
+            if not out:
+                return np.empty((0, self.n_outputs_))
+            return np.concatenate(out)
+        dtype = _widest_float(ops)
+        net = self._network(dtype, ops)
         out = [
-            net.predict(self.preprocessor_.transform(chunk))
-            for chunk in _row_chunks(X, _PREDICT_ROWS)
+            net.predict(ops.asarray(self.preprocessor_.transform(chunk), dtype))
+            for chunk in _row_chunks(to_host(X), _PREDICT_ROWS)
         ]
-        if not out:
-            return np.empty((0, self.n_outputs_))
-        return np.concatenate(out)
+        return out[0] if len(out) == 1 else ops.xp.concat(out, axis=0)
+
+    def __sklearn_array_api_convert__(self, converter):
+        """``move_estimator_to``'s hook: a copy whose network weights
+        (``params_``) are converted; the preprocessor and the target
+        statistics (``classes_``, ``y_mean_``, ...) stay numpy, on the host,
+        where the preprocessing and the labels are computed."""
+        moved = copy.copy(self)
+        moved.params_ = converter(self.params_)
+        return moved
 
     def _commit(self, preprocessor, layers, result):
         self.preprocessor_ = preprocessor
@@ -499,7 +617,10 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         Parameters
         ----------
         X : {DataFrame, array-like} of shape (n_samples, n_features)
-            Missing values and categorical columns are allowed.
+            Missing values and categorical columns are allowed. Under array
+            API dispatch, a numeric array of another namespace (torch, CuPy,
+            array-api-strict) is preprocessed on the host with numpy and the
+            network trains on its namespace and device.
         y : array-like of shape (n_samples,)
             Class labels.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -510,6 +631,7 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         self : TabularMLPClassifier
         """
         self._hidden_sizes()
+        engine, X, y, sample_weight = _engine_and_host_data(X, y, sample_weight)
         _check_rows(X, y)
         y = _check_y(y, estimator=self)  # one column; NaN and None refused
         check_classification_targets(y)
@@ -528,7 +650,7 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         Y[np.arange(len(y)), codes] += 1 - e
         rng = check_random_state(self.random_state)
         preprocessor, layers, result = self._fit_network(
-            X, Y, weight, codes, self._output(), rng
+            X, Y, weight, codes, self._output(), rng, engine
         )
         self.classes_ = encoder.classes_
         self.n_outputs_ = n_classes
@@ -536,8 +658,10 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         return self
 
     def _validation_error(self, net, X, Y, w):
-        """Share of (weighted) validation rows whose class is missed."""
-        predicted = np.argmax(net.predict(X), axis=1)
+        """Share of (weighted) validation rows whose class is missed (X on the
+        network's engine, Y and w on the host: on a device only the predicted
+        classes come to the host)."""
+        predicted = net.ops.to_numpy(net.ops.xp.argmax(net.predict(X), axis=1))
         wrong = predicted != np.argmax(Y, axis=1)
         return float(np.average(wrong, weights=_validation_weights(w)))
 
@@ -551,8 +675,10 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            An array of X's namespace and device for a model fitted under
+            array API dispatch.
         """
-        return self._forward(X)
+        return self._forward(X, "predict_proba")
 
     def predict(self, X):
         """Predicted class labels.
@@ -564,9 +690,17 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         Returns
         -------
         y : ndarray of shape (n_samples,)
+            For a model fitted under array API dispatch, numeric labels are an
+            array of X's namespace and device (other labels stay numpy).
         """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self._forward(X, "predict")
+        if isinstance(proba, np.ndarray):
+            return self.classes_[np.argmax(proba, axis=1)]
+        ops = engine_of(proba)
+        index = ops.xp.argmax(proba, axis=1)
+        if self.classes_.dtype.kind in "biuf":
+            return ops.xp.take(ops.asarray(self.classes_), index, axis=0)
+        return self.classes_[ops.to_numpy(index)]
 
 
 class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
@@ -663,7 +797,10 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         Parameters
         ----------
         X : {DataFrame, array-like} of shape (n_samples, n_features)
-            Missing values and categorical columns are allowed.
+            Missing values and categorical columns are allowed. Under array
+            API dispatch, a numeric array of another namespace (torch, CuPy,
+            array-api-strict) is preprocessed on the host with numpy and the
+            network trains on its namespace and device.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -674,6 +811,7 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         self : TabularMLPRegressor
         """
         self._hidden_sizes()
+        engine, X, y, sample_weight = _engine_and_host_data(X, y, sample_weight)
         _check_rows(X, y)
         y = _check_y(y, multi_output=True, y_numeric=True, estimator=self)
         check_consistent_length(_rows_of(X), y)
@@ -686,7 +824,7 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         Y = ((y - mean) / scale).astype(self.dtype)
         rng = check_random_state(self.random_state)
         preprocessor, layers, result = self._fit_network(
-            X, Y, weight, None, self._output(), rng
+            X, Y, weight, None, self._output(), rng, engine
         )
         self.y_mean_, self.y_scale_ = mean, scale
         self.y_min_, self.y_max_ = y.min(axis=0), y.max(axis=0)
@@ -696,11 +834,11 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         return self
 
     def _validation_error(self, net, X, Y, w):
-        """The validation loss (of the standardised targets)."""
+        """The validation loss (of the standardised targets), computed on the
+        host (X on the network's engine, Y and w on the host)."""
         w = _validation_weights(w)
-        return float(
-            self._output().loss(Y, net.predict(X), None if w is None else w / w.sum())
-        )
+        P = net.ops.to_numpy(net.predict(X))
+        return float(self._output().loss(Y, P, None if w is None else w / w.sum()))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -717,12 +855,22 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            An array of X's namespace and device for a model fitted under
+            array API dispatch.
         """
-        standardised = self._forward(X)
-        y = np.clip(
-            standardised * self.y_scale_ + self.y_mean_, self.y_min_, self.y_max_
+        standardised = self._forward(X, "predict")
+        if isinstance(standardised, np.ndarray):
+            y = np.clip(
+                standardised * self.y_scale_ + self.y_mean_, self.y_min_, self.y_max_
+            )
+            return y.ravel() if self._single_output else y
+        ops = engine_of(standardised)
+        scale, mean, low, high = (
+            ops.astype_like(ops.asarray(a), standardised)
+            for a in (self.y_scale_, self.y_mean_, self.y_min_, self.y_max_)
         )
-        return y.ravel() if self._single_output else y
+        y = ops.xp.clip(standardised * scale + mean, min=low, max=high)
+        return ops.xp.reshape(y, (-1,)) if self._single_output else y
 
 
 def _n_rows(X):
@@ -740,6 +888,32 @@ def _row_chunks(X, size):
     rows = X.iloc if hasattr(X, "iloc") else X
     for begin in range(0, n, size):
         yield rows[begin : begin + size]
+
+
+def _engine_and_host_data(X, y, sample_weight):
+    """The engine fit trains on (``_ops.get_ops``), and fit's data as the
+    preprocessing reads them: under array API dispatch, arrays of another
+    namespace come to the host as numpy (the quantiles, categories and labels
+    are computed there); otherwise everything as it is."""
+    engine = get_ops(X)
+    if not engine.is_numpy:
+        X, y, sample_weight = to_host(X), to_host(y), to_host(sample_weight)
+    return engine, X, y, sample_weight
+
+
+def _held_out(ops, X, Y, w, rows):
+    """The validation rows, gathered once per fit: X on the engine (it goes
+    through the network), Y and w on the host (the scores are computed there)."""
+    return ops.asarray(X[rows]), Y[rows], None if w is None else w[rows]
+
+
+def _widest_float(ops):
+    """The numpy dtype of the widest float ``ops``'s device has (float64, but
+    float32 on devices without float64, such as Apple's MPS)."""
+    from sklearn.utils._array_api import _max_precision_float_dtype
+
+    widest = _max_precision_float_dtype(ops.xp, ops.device)
+    return np.dtype(np.float64 if widest == ops.xp.float64 else np.float32)
 
 
 def _validation_weights(w):
