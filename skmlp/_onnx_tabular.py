@@ -39,7 +39,9 @@ The graph, in the order of ``transform`` and ``predict``::
     output: Dense or MemberHeads; softmax; the members' mean
     regressor: clip(out * y_scale + y_mean, y_min, y_max)
 
-Dropout acts in training only: it is absent. Classifiers output labels and
+For a DataFrame, ``dataframe_initial_types(X, dtype)`` gives the initial
+types and ``dataframe_feeds(session, X)`` ONNX Runtime's feeds. Dropout acts
+in training only: it is absent. Classifiers output labels and
 probabilities as the drop-ins do (options ``zipmap`` and ``nocl``); ONNX's
 ZipMap takes float32 only, so a float64 graph needs ``zipmap=False`` or
 ``'columns'``.
@@ -193,10 +195,20 @@ def _check_column_input(variable, j, pre, names):
 # --- graph helpers -----------------------------------------------------------
 
 
-def _int64(graph, stem, values):
+def _int64_type():
     from skl2onnx.proto import onnx_proto
 
-    return graph.constant(stem, values, onnx_proto.TensorProto.INT64, np.int64)
+    return onnx_proto.TensorProto.INT64
+
+
+def _string_type():
+    from skl2onnx.proto import onnx_proto
+
+    return onnx_proto.TensorProto.STRING
+
+
+def _int64(graph, stem, values):
+    return graph.constant(stem, values, _int64_type(), np.int64)
 
 
 def _bool(graph, stem, values):
@@ -205,7 +217,7 @@ def _bool(graph, stem, values):
     return graph.constant(stem, values, onnx_proto.TensorProto.BOOL, bool)
 
 
-def _columns(graph, X, indices):
+def _take_columns(graph, X, indices):
     """X[:, indices] (a Gather along axis 1)."""
     return graph.node("Gather", [X, _int64(graph, "columns", indices)], axis=1)
 
@@ -243,7 +255,7 @@ class _Columns:
 
     def _column(self, j):
         if self.layout == "single":
-            return _columns(self.g64, self.inputs.full_name, [j]), self.inputs
+            return _take_columns(self.g64, self.inputs.full_name, [j]), self.inputs
         variable = self.inputs[j]
         shape = _int64(self.g64, "shape", [-1, 1])
         return self.g64.node("Reshape", [variable.full_name, shape]), variable
@@ -255,7 +267,7 @@ class _Columns:
         if len(numeric) == 0:
             return None
         if self.layout == "single":
-            block = _columns(g64, self.inputs.full_name, numeric)
+            block = _take_columns(g64, self.inputs.full_name, numeric)
             return _cast(g64, block, g64.proto_type)
         return _concat(
             g64, [_cast(g64, self._column(j)[0], g64.proto_type) for j in numeric]
@@ -481,7 +493,7 @@ def _indicators(g64, pre, values):
     if len(pre.missing_indicator_features_) == 0:
         return None
     position = np.cumsum(~pre.is_categorical_) - 1
-    observed = _columns(g64, values, position[pre.missing_indicator_features_])
+    observed = _take_columns(g64, values, position[pre.missing_indicator_features_])
     return _cast(g64, g64.node("IsNaN", [observed]), g64.proto_type)
 
 
@@ -553,8 +565,8 @@ def preprocessor_shapes(operator):
 
 def _split(g, columns, X):
     """A _ColumnSplit's (numeric, others) parts; others None when empty."""
-    numeric = _columns(g, X, columns.numeric)
-    others = _columns(g, X, columns.others) if len(columns.others) else None
+    numeric = _take_columns(g, X, columns.numeric)
+    others = _take_columns(g, X, columns.others) if len(columns.others) else None
     return numeric, others
 
 
@@ -567,12 +579,6 @@ def _embedding(g, layer, P, X):
         index = _cast(g, code, _int64_type())
         blocks.append(g.node("Gather", [g.constant("E", P[f"E{i}"]), index], axis=0))
     return _concat(g, blocks + [others])
-
-
-def _int64_type():
-    from skl2onnx.proto import onnx_proto
-
-    return onnx_proto.TensorProto.INT64
 
 
 def _periodic(g, layer, P, X):
@@ -602,7 +608,7 @@ def _piecewise_linear(g, layer, P, X):
     numeric, others = _split(g, layer.columns, X)
     m, T = len(layer.columns.numeric), layer.n_bins
     lower, inverse, has_width, low_open, high_open = layer._bins_from_edges()
-    x = _columns(g, numeric, np.repeat(np.arange(m), T))  # (n, m T)
+    x = _take_columns(g, numeric, np.repeat(np.arange(m), T))  # (n, m T)
     lower_c = g.constant("lower", lower)
     ramp = g.node("Mul", [g.node("Sub", [x, lower_c]), g.constant("inverse", inverse)])
     zero, one = g.constant("zero", 0.0), g.constant("one", 1.0)
@@ -718,11 +724,7 @@ def convert_classifier(scope, operator, container):
     index = graph.node("ArgMax", [proba], axis=1, keepdims=0)
     nocl = scope.get_options(est, dict(nocl=False))["nocl"]
     labels, integer = _label_values(est, nocl)
-    from skl2onnx.proto import onnx_proto
-
-    label_type = (
-        onnx_proto.TensorProto.INT64 if integer else (onnx_proto.TensorProto.STRING)
-    )
+    label_type = _int64_type() if integer else _string_type()
     classes = graph.constant("classes", labels, label_type, labels.dtype)
     graph.node("Gather", [classes, index], output=label_name, axis=0)
 
