@@ -65,7 +65,9 @@ from ._layers import (
 )
 from ._losses import OUTPUTS
 from ._onnx import _check_fitted, _Graph, _hidden_activation, _label_values
+from ._ops import to_host
 from ._preprocessing import SMOOTH_CLIP_BOUND, _category_key, _pandas
+from ._stack import Network
 
 # sqrt(1 + t^2) for |t| below this, |t| above (where t^2 would overflow).
 _HYPOT_SWITCH = 1e150
@@ -679,7 +681,10 @@ _LAYERS = {
 
 def _network_output(g64, graph, est, features):
     """The members' mean of the output activations: (n, n_outputs)."""
-    net = est._network(np.float64)
+    # The weights as host float64 constants, wherever the model trained (a
+    # torch or CuPy device's params_ are copied to the host first).
+    params = np.asarray(to_host(est.params_), dtype=np.float64)
+    net = Network(est.layers_, est._output(), params, est.n_members, trainable=False)
     a, in_double = features, True
     for layer, P in zip(net.layers, net.views, strict=True):
         if type(layer) not in _LAYERS:

@@ -225,3 +225,22 @@ def test_grouped_adamw_updates_every_group_in_place(namespace, t):
     assert not np.allclose(expected[0], params)  # every group moved
     for a, b in zip(got, expected, strict=True):
         assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_a_device_model_exports_to_onnx_with_host_weights(namespace):
+    """The converter copies a device model's weights to the host (numpy cannot
+    read array-api-strict's device1, as it cannot read a GPU's memory)."""
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from skl2onnx import to_onnx
+
+    _, to = namespace
+    X, y, _, _ = _task(TabularMLPClassifier)
+    with _dispatch():
+        est = _make(TabularMLPClassifier, "two members", max_epochs=2)
+        est.fit(to(X), to(y))
+        expected = to_host(est.predict_proba(to(X)))
+    onx = to_onnx(est, X[:1].astype(np.float32), options={id(est): {"zipmap": False}})
+    session = ort.InferenceSession(onx.SerializeToString())
+    feed = {session.get_inputs()[0].name: X.astype(np.float32)}
+    assert_allclose(session.run(None, feed)[1], expected, atol=1e-5)
