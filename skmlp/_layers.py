@@ -494,7 +494,8 @@ class PeriodicEmbedding(Layer):
     and the layer outputs ``[x_j, e_j]`` (1 + p values) for every numeric
     column, then the other columns unchanged. Init: w ~ N(0, sigma^2)
     (sigma = 0.1), phi ~ U[-pi, pi], V and c uniform in +-1/sqrt(F); learning
-    rate x0.1 for all four.
+    rate x0.1 for all four; weight decay x ``wd_scale`` for w and V, x
+    ``bias_wd_scale`` for phi and c.
 
     Shapes (m numeric columns, n rows): w, phi (m, F); V (m, F, p); c (m, p);
     internally u, h (m, n, F) and e (m, n, p): the m columns' small linear
@@ -515,6 +516,7 @@ class PeriodicEmbedding(Layer):
         sigma=0.1,
         lr_scale=0.1,
         wd_scale=0.0,
+        bias_wd_scale=0.0,
     ):
         self.columns = _ColumnSplit(n_in, numeric)
         self.sigma = sigma
@@ -522,9 +524,9 @@ class PeriodicEmbedding(Layer):
         self.n_out = m * (1 + p) + len(self.columns.others)
         self.params = (
             Param("w", (m, F), False, lr_scale, wd_scale),
-            Param("phi", (m, F), False, lr_scale, 0.0),
+            Param("phi", (m, F), False, lr_scale, bias_wd_scale),
             Param("V", (m, F, p), False, lr_scale, wd_scale),
-            Param("c", (m, p), False, lr_scale, 0.0),
+            Param("c", (m, p), False, lr_scale, bias_wd_scale),
         )
 
     def initialize(self, P, X, rng):

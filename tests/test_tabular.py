@@ -397,3 +397,33 @@ def test_prediction_runs_in_chunks_of_rows_with_bounded_memory(monkeypatch):
             tracemalloc.stop()
         assert peak < 30e6, peak
         assert_allclose(chunked, whole, rtol=1e-12)
+
+
+def test_weight_decay_reaches_the_scale_alphas_and_embeddings_as_in_realmlp_td():
+    """RealMLP-TD decays the scale with 36 lr wd (its lr x6 and wd x6), the
+    parametric activations' alphas and all four periodic-embedding arrays
+    with 0.01 lr wd (lr x0.1, wd x0.1), the hidden weights with lr wd and no
+    bias; the fitted stack's parameter groups say exactly that."""
+    from skmlp._layers import (
+        Dense,
+        ParametricActivation,
+        PeriodicEmbedding,
+        Scale,
+    )
+
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = TabularMLPClassifier(hidden_layer_sizes=(8,), max_epochs=1, random_state=0)
+    clf.fit(X[:100], y[:100])
+    expected = {
+        Scale: {"s": (6.0, 6.0)},
+        ParametricActivation: {"alpha": (0.1, 0.1)},
+        PeriodicEmbedding: {n: (0.1, 0.1) for n in ("w", "phi", "V", "c")},
+        Dense: {"W": (1.0, 1.0), "b": (0.1, 0.0)},
+    }
+    seen = set()
+    for layer in clf.layers_[:-1]:  # the output layer: below
+        for p in layer.params:
+            want = expected[type(layer)][p.name]
+            assert (p.lr_scale, p.wd_scale) == want, (type(layer).__name__, p.name)
+            seen.add(type(layer))
+    assert seen == set(expected)
