@@ -84,14 +84,15 @@ def test_flat_cos_is_flat_then_a_half_cosine(t, expected):
     [
         (10, 64),
         (1024, 64),
-        (1025, 128),
-        (8192, 128),
+        (1025, 256),
+        (8192, 256),
         (30_000, 256),
+        (30_001, 512),
         (100_000, 512),
         (100_001, 1024),
     ],
 )
-def test_batch_size_follows_realmlps_rule(n, size):
+def test_batch_size_follows_the_rule(n, size):
     assert auto_batch_size(n) == size
 
 
