@@ -464,26 +464,36 @@ def _pbld_backward(
 
 
 @_kernel
+def _splitmix64(seed, counter):
+    z = seed + counter * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    return z ^ (z >> np.uint64(31))
+
+
+@_kernel
 def _dropout(X, seed, threshold, scale, Y, mask):
     """Y = X m and mask = m, m = scale where the entry's 16 random bits are >=
     threshold, else 0; the bits of entry i (row-major) are lane i % 4 of
-    splitmix64(seed + (i // 4 + 1) golden) (``_layers.dropout_bits``)."""
-    zero = X.dtype.type(0)
-    z = np.uint64(0)
-    i = 0
-    for r in range(X.shape[0]):
-        for j in range(X.shape[1]):
-            lane = i & 3
-            if lane == 0:
-                z = np.uint64(seed) + np.uint64((i >> 2) + 1) * _GOLDEN
-                z = (z ^ (z >> np.uint64(30))) * _MIX_1
-                z = (z ^ (z >> np.uint64(27))) * _MIX_2
-                z = z ^ (z >> np.uint64(31))
-            bits = (z >> np.uint64(16 * lane)) & np.uint64(0xFFFF)
-            m = scale if bits >= np.uint64(threshold) else zero
-            mask[r, j] = m
-            Y[r, j] = X[r, j] * m
-            i += 1
+    splitmix64(seed + (i // 4 + 1) golden) (``_layers.dropout_bits``). Four
+    entries per hash, without a branch per entry in the main loop."""
+    x, y, m = X.reshape(-1), Y.reshape(-1), mask.reshape(-1)
+    n, zero = x.shape[0], X.dtype.type(0)
+    limit, low = np.uint64(threshold), np.uint64(0xFFFF)
+    seed = np.uint64(seed)
+    for g in range(n // 4):
+        z = _splitmix64(seed, np.uint64(g + 1))
+        for lane in range(4):
+            bits = (z >> np.uint64(16 * lane)) & low
+            keep = scale if bits >= limit else zero
+            m[4 * g + lane] = keep
+            y[4 * g + lane] = x[4 * g + lane] * keep
+    z = _splitmix64(seed, np.uint64(n // 4 + 1))
+    for i in range(n - n % 4, n):  # the last, partial group
+        bits = (z >> np.uint64(16 * (i % 4))) & low
+        keep = scale if bits >= limit else zero
+        m[i] = keep
+        y[i] = x[i] * keep
 
 
 # Derivatives read from the layer's output, by activation.
