@@ -583,6 +583,35 @@ def _embedding(g, layer, P, X):
     return _concat(g, blocks + [others])
 
 
+def _cos(g, u):
+    """cos(u) without ONNX's Cos: at opset 22 (skl2onnx's default with onnx
+    1.23) Cos has a new version that ONNX Runtime 1.23, skmlp's floor, has no
+    kernel for. u is reduced to r = u - 2 pi floor(u / (2 pi) + 1/2) in
+    [-pi, pi] (Floor: unchanged since opset 13), then cos(r) = sum_k (-1)^k
+    r^(2k) / (2k)! for k <= 14, by Horner's rule in r^2: the first term left
+    out is below pi^30 / 30! < 4e-18, the sums' rounding about 1e-15 (the
+    graph runs this in float64)."""
+    turns = g.node(
+        "Floor",
+        [
+            g.node(
+                "Add",
+                [
+                    g.node("Mul", [u, g.constant("inv_two_pi", 1 / (2 * np.pi))]),
+                    g.constant("half", 0.5),
+                ],
+            )
+        ],
+    )
+    r = g.node("Sub", [u, g.node("Mul", [turns, g.constant("two_pi", 2 * np.pi)])])
+    r2 = g.node("Mul", [r, r])
+    terms = [(-1) ** k / math.factorial(2 * k) for k in range(15)]
+    total = g.constant("c", terms[-1])
+    for term in reversed(terms[:-1]):
+        total = g.node("Add", [g.node("Mul", [total, r2]), g.constant("c", term)])
+    return total
+
+
 def _periodic(g, layer, P, X):
     """[x_j, cos(2 pi w_j x_j + phi_j) V_j + c_j] per numeric column j."""
     numeric, others = _split(g, layer.columns, X)
@@ -596,10 +625,14 @@ def _periodic(g, layer, P, X):
         ],
     )
     u = g.node("Add", [u, g.constant("phi", P["phi"][None])])  # (n, m, F)
-    h = g.node("Transpose", [g.node("Cos", [u])], perm=[1, 0, 2])  # (m, n, F)
-    e = g.node("MatMul", [h, g.constant("V", P["V"])])  # (m, n, p)
-    e = g.node("Add", [e, g.constant("c", P["c"][:, None, :])])
-    e = g.node("Transpose", [e], perm=[1, 0, 2])  # (n, m, p)
+    # e = h V + c per column as a product and a sum over F, not a batched
+    # MatMul between transposes: ONNX Runtime 1.23 fuses those into a
+    # FusedMatMul it has only in float32, and a float64 graph then fails.
+    F = P["w"].shape[1]
+    h = g.node("Reshape", [_cos(g, u), _int64(g, "shape", [-1, m, F, 1])])
+    products = g.node("Mul", [h, g.constant("V", P["V"][None])])  # (n, m, F, p)
+    e = _reduce(g, "ReduceSum", products, 2)  # (n, m, p)
+    e = g.node("Add", [e, g.constant("c", P["c"][None])])
     blocks = g.node("Concat", [x, e], axis=2)
     flat = g.node("Reshape", [blocks, _int64(g, "shape", [-1, m * (1 + p)])])
     return _concat(g, [flat, others])
