@@ -51,7 +51,7 @@ from ._engines import numpy_engine
 from ._losses import clip_probabilities, huber
 from ._losses import quantile as pinball
 from ._network import forward
-from ._ops import engine_of, get_ops, to_host
+from ._ops import engine_of, to_host
 from ._transaction import FitTransaction
 from ._validation import (
     _FLOAT_DTYPES,
@@ -62,6 +62,7 @@ from ._validation import (
     _balanced,
     _check_classes,
     _dtype_of,
+    _fitted_engine,
     _has_unknown_labels,
     _naming_columns,
     _store_init_params,
@@ -388,23 +389,8 @@ class _BaseBackprop(FitTransaction, CallbackSupportMixin, BaseEstimator):
             )
 
     def _engine(self, X, method):
-        """The engine of the fitted model (see ``_ops.py``), after checking
-        that X belongs to it: the namespace and device the model was fitted
-        on, or a ValueError that says how to move the model."""
-        fitted, given = engine_of(self.coefs_[0]), get_ops(X)
-        if fitted == given:
-            return fitted
-        raise ValueError(
-            f"Inputs passed to {type(self).__name__}.{method}() must use the same "
-            "namespace and the same device as those passed to fit(): the model "
-            f"was fitted on {fitted.describe()} and gets {given.describe()}. "
-            "Pass X as the model's arrays (with scikit-learn's "
-            "array_api_dispatch on), or move the model to X's namespace and "
-            "device: 'from sklearn.utils._array_api import "
-            "get_namespace_and_device, move_estimator_to; xp, _, device = "
-            "get_namespace_and_device(X); estimator = move_estimator_to("
-            "estimator, xp, device)'."
-        )
+        """The engine of the fitted model, X's own (else a ValueError)."""
+        return _fitted_engine(self, self.coefs_[0], X, method)
 
     def _forward(self, X, check_input=True, method="predict"):
         """Network output for X, computed in row chunks that fit in memory.

@@ -84,7 +84,7 @@ from ._optimizers import Adam
 from ._preprocessing import TabularPreprocessor
 from ._schedules import SCHEDULES
 from ._stack import Network
-from ._validation import _store_init_params
+from ._validation import _fitted_engine, _store_init_params
 
 # The batch size by the number of training rows: (at most, batch). RealMLP-TD
 # takes 128 from 1,025 to 8,192 rows; 256 measured better on the DEV tables
@@ -427,23 +427,8 @@ class _BaseTabularMLP(BaseEstimator):
         )
 
     def _engine(self, X, method):
-        """The engine of the fitted weights, after checking that X belongs to
-        it (the namespace and device of fit's X under array API dispatch, or
-        numpy), or a ValueError that says how to move the model."""
-        fitted, given = engine_of(self.params_), get_ops(X)
-        if fitted == given:
-            return fitted
-        raise ValueError(
-            f"Inputs passed to {type(self).__name__}.{method}() must use the same "
-            "namespace and the same device as those passed to fit(): the model "
-            f"was fitted on {fitted.describe()} and gets {given.describe()}. "
-            "Pass X as the model's arrays (with scikit-learn's "
-            "array_api_dispatch on), or move the model to X's namespace and "
-            "device: 'from sklearn.utils._array_api import "
-            "get_namespace_and_device, move_estimator_to; xp, _, device = "
-            "get_namespace_and_device(X); estimator = move_estimator_to("
-            "estimator, xp, device)'."
-        )
+        """The engine of the fitted model, X's own (else a ValueError)."""
+        return _fitted_engine(self, self.params_, X, method)
 
     def _forward(self, X, method="predict"):
         """The members' averaged outputs for X, chunk by chunk of rows through

@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.neural_network import MLPClassifier
 
+from ._ops import engine_of, get_ops
+
 try:  # scikit-learn >= 1.6: caches np.unique(y) on the array for its checks
     from sklearn.utils._unique import attach_unique as _attach_unique
 except ImportError:  # pragma: no cover - older scikit-learn computes it each time
@@ -212,3 +214,24 @@ def _store_init_params(estimator, init_locals):
     for name, value in init_locals.items():
         if name not in ("self", "__class__"):
             setattr(estimator, name, value)
+
+
+def _fitted_engine(estimator, fitted_array, X, method):
+    """The engine of a fitted model (the one of ``fitted_array``, see
+    ``_ops.py``), after checking that X belongs to it: the namespace and
+    device the model was fitted on, or a ValueError that says how to move
+    the model."""
+    fitted, given = engine_of(fitted_array), get_ops(X)
+    if fitted == given:
+        return fitted
+    raise ValueError(
+        f"Inputs passed to {type(estimator).__name__}.{method}() must use the "
+        "same namespace and the same device as those passed to fit(): the model "
+        f"was fitted on {fitted.describe()} and gets {given.describe()}. "
+        "Pass X as the model's arrays (with scikit-learn's "
+        "array_api_dispatch on), or move the model to X's namespace and "
+        "device: 'from sklearn.utils._array_api import "
+        "get_namespace_and_device, move_estimator_to; xp, _, device = "
+        "get_namespace_and_device(X); estimator = move_estimator_to("
+        "estimator, xp, device)'."
+    )
