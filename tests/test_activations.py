@@ -20,8 +20,10 @@ REFERENCE = {  # f(z) written independently (scipy / plain numpy)
     # sigmoid(z) = (1 + tanh(z / 2)) / 2: no overflow for very negative z.
     "silu": lambda z: z * 0.5 * (1 + np.tanh(z / 2)),
     # SELU's constants as its paper defines them, not read from skmlp.
-    "selu": lambda z: 1.0507009873554805
-    * np.where(z > 0, z, 1.6732632423543772 * (np.exp(np.minimum(z, 0)) - 1)),
+    "selu": lambda z: (
+        1.0507009873554805
+        * np.where(z > 0, z, 1.6732632423543772 * (np.exp(np.minimum(z, 0)) - 1))
+    ),
     "mish": lambda z: z * np.tanh(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0)),
 }
 

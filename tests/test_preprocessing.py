@@ -269,6 +269,53 @@ def test_a_zero_row_transform_returns_zero_rows():
     assert pre.transform(np.ones((0, 2))).shape == (0, 2)
 
 
+class _FrameWithoutColumnArrays(pd.DataFrame):
+    """A DataFrame as a pandas without ``_iter_column_arrays`` would give it."""
+
+    _iter_column_arrays = None
+
+    @property
+    def _constructor(self):
+        return _FrameWithoutColumnArrays
+
+
+def test_extension_dtypes_encode_as_their_numpy_equivalents_on_both_paths():
+    # Nullable and pyarrow-free extension columns (Int64, boolean, string,
+    # Categorical) read through the column arrays must give what the same
+    # table in plain numpy dtypes (NaN, None, object) gives, with pandas's
+    # column iterator and without it.
+    extension = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3, 40, 5], dtype="Int64"),
+            "x": [0.5, 1.5, np.nan, 2.0, 8.0],
+            "b": pd.array([True, False, None, True, True], dtype="boolean"),
+            "s": pd.array(["a", "b", None, "a", "c"], dtype="string"),
+            "c": pd.Categorical(["u", "v", "u", None, "w"]),
+        }
+    )
+    plain = pd.DataFrame(
+        {
+            "n": [1.0, np.nan, 3.0, 40.0, 5.0],
+            "x": [0.5, 1.5, np.nan, 2.0, 8.0],
+            "b": np.array([True, False, None, True, True], dtype=object),
+            "s": np.array(["a", "b", None, "a", "c"], dtype=object),
+            "c": np.array(["u", "v", "u", None, "w"], dtype=object),
+        }
+    )
+    expected = TabularPreprocessor().fit(plain).transform(plain)
+    pre = TabularPreprocessor().fit(extension)
+    np.testing.assert_array_equal(pre.transform(extension), expected)
+    np.testing.assert_array_equal(
+        pre.transform(_FrameWithoutColumnArrays(extension)), expected
+    )
+    np.testing.assert_array_equal(
+        TabularPreprocessor()
+        .fit(_FrameWithoutColumnArrays(extension))
+        .transform(extension),
+        expected,
+    )
+
+
 def test_set_output_pandas_names_the_columns():
     pre = TabularPreprocessor().set_output(transform="pandas")
     Z = pre.fit_transform(mixed_frame())
