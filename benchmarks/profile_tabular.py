@@ -128,7 +128,7 @@ def _instrument(timers):
 def dense_flops(model, n_train, n_val, epochs):
     """Matmul FLOPs of a fit: Dense forward (2 n a b), dW and dX (each the
     same; no dX for a first layer), times rows and epochs; and the
-    validation forward passes."""
+    validation forward passes; for every bag (each runs ``epochs``)."""
     per_row_train = per_row_val = 0
     for i, layer in enumerate(model.layers_):
         if isinstance(layer, (_layers.Dense, _layers.MemberHeads)):
@@ -138,7 +138,8 @@ def dense_flops(model, n_train, n_val, epochs):
             flops = 2 * a * b * shared * members
             per_row_val += flops
             per_row_train += flops * (3 if i > 0 else 2)
-    return epochs * (n_train * per_row_train + n_val * per_row_val)
+    bags = getattr(model, "n_bags", 1)
+    return bags * epochs * (n_train * per_row_train + n_val * per_row_val)
 
 
 def profile(dataset, epochs, params):

@@ -604,6 +604,11 @@ class PiecewiseLinearEncoding(Layer):
         self.edges = None  # (m, T + 1), set by initialize
 
     def initialize(self, P, X, rng):
+        """The bin edges, from the first initialisation's rows; a later one
+        (another bag of the same layers) keeps them, since the weights
+        already trained read the features through them."""
+        if self.edges is not None:
+            return
         numeric = np.asarray(X, dtype=np.float64)[:, self.columns.numeric]
         levels = np.linspace(0, 1, self.n_bins + 1)
         self.edges = np.quantile(numeric, levels, axis=0).T

@@ -713,10 +713,20 @@ _LAYERS = {
 
 
 def _network_output(g64, graph, est, features):
-    """The members' mean of the output activations: (n, n_outputs)."""
+    """The bags' mean of the members' mean of the output activations: (n,
+    n_outputs)."""
     # The weights as host float64 constants, wherever the model trained (a
     # torch or CuPy device's params_ are copied to the host first).
     params = np.asarray(to_host(est.params_), dtype=np.float64)
+    outputs = [_bag_output(g64, graph, est, features, bag) for bag in params]
+    if len(outputs) == 1:
+        return outputs[0]
+    total = graph.node("Sum", outputs)
+    return graph.node("Div", [total, graph.constant("n_bags", len(outputs))])
+
+
+def _bag_output(g64, graph, est, features, params):
+    """One bag's network: the members' mean of its output activations."""
     net = Network(est.layers_, est._output(), params, est.n_members, trainable=False)
     a, in_double = features, True
     for layer, P in zip(net.layers, net.views, strict=True):

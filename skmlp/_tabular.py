@@ -230,6 +230,7 @@ class _BaseTabularMLP(BaseEstimator):
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like"],
         "n_members": [Interval(Integral, 1, None, closed="left")],
+        "n_bags": [Interval(Integral, 1, None, closed="left")],
         "numeric_embedding": [StrOptions({"periodic", "piecewise_linear", "none"})],
         "activation": [StrOptions({"auto", "selu", "mish", "relu", "gelu", "silu"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -265,7 +266,8 @@ class _BaseTabularMLP(BaseEstimator):
         return tuple(int(s) for s in sizes)
 
     def _fit_network(self, X, Y, sample_weight, stratify, output, rng, engine):
-        """Preprocess, split, build, train: (preprocessor, layers, result).
+        """Preprocess, build, then split and train each bag: (preprocessor,
+        layers, results), one result per bag.
 
         X, Y and sample_weight are on the host; the preprocessing runs there,
         with numpy. ``engine`` is where the network trains: the numpy engines
@@ -276,17 +278,31 @@ class _BaseTabularMLP(BaseEstimator):
             categorical_features=self.categorical_features
         ).fit(X)
         features = preprocessor.transform(X).astype(self.dtype)
-        train, val = self._split(features.shape[0], stratify, rng)
         layers = build_layers(preprocessor, Y.shape[1], self, self._activation())
+        results = []
         # One BLAS thread: on minibatches of 64-1024 rows a second thread costs
         # more than it brings, and on a busy machine OpenBLAS's waiting threads
         # made fits 10-30 times slower (benchmarks/README.md). The previous
         # limits return when training ends.
         with threadpool_limits(limits=1, user_api="blas"):
-            result = self._train(
-                layers, output, features, Y, sample_weight, train, val, rng, engine
-            )
-        return preprocessor, layers, result
+            for bag in range(self.n_bags):  # each with its own validation rows
+                if self.verbose and self.n_bags > 1:
+                    print(f"Bag {bag + 1} of {self.n_bags}")
+                train, val = self._split(features.shape[0], stratify, rng)
+                results.append(
+                    self._train(
+                        layers,
+                        output,
+                        features,
+                        Y,
+                        sample_weight,
+                        train,
+                        val,
+                        rng,
+                        engine,
+                    )
+                )
+        return preprocessor, layers, results
 
     def _split(self, n, stratify, rng):
         """Row indices of the training and validation parts (validation None
@@ -413,9 +429,10 @@ class _BaseTabularMLP(BaseEstimator):
         optimizer.step(net.params, grad)
         return float(loss) if net.ops.scalar_losses else loss
 
-    def _network(self, dtype=None, ops=None):
-        """The fitted network, on ``ops`` (default: the fitted weights'
-        engine), its weights in ``dtype`` (a numpy dtype; default: as fitted)."""
+    def _networks(self, dtype=None, ops=None):
+        """The fitted networks, one per bag, on ``ops`` (default: the fitted
+        weights' engine), their weights in ``dtype`` (a numpy dtype; default:
+        as fitted)."""
         ops = ops or engine_of(self.params_)
         params = self.params_
         if dtype is not None:
@@ -424,16 +441,24 @@ class _BaseTabularMLP(BaseEstimator):
                 if ops.is_numpy
                 else ops.xp.astype(params, getattr(ops.xp, np.dtype(dtype).name))
             )
-        return Network(
-            self.layers_, self._output(), params, self.n_members, ops, trainable=False
-        )
+        return [
+            Network(
+                self.layers_,
+                self._output(),
+                params[bag, ...],
+                self.n_members,
+                ops,
+                trainable=False,
+            )
+            for bag in range(params.shape[0])
+        ]
 
     def _engine(self, X, method):
         """The engine of the fitted model, X's own (else a ValueError)."""
         return _fitted_engine(self, self.params_, X, method)
 
     def _forward(self, X, method="predict"):
-        """The members' averaged outputs for X, chunk by chunk of rows through
+        """The bags' and members' averaged outputs for X, chunk by chunk of rows through
         preprocessing and network (memory bounded by the chunk, whatever the
         row count), in float64 whatever the training dtype: a row's prediction
         then does not depend on which other rows share its chunk, to float64's
@@ -446,18 +471,20 @@ class _BaseTabularMLP(BaseEstimator):
         check_is_fitted(self)
         ops = self._engine(X, method)
         if ops.is_numpy:
-            net = self._network(np.float64)
+            nets = self._networks(np.float64)
             out = [
-                net.predict(self.preprocessor_.transform(chunk))
+                _mean_prediction(nets, self.preprocessor_.transform(chunk))
                 for chunk in _row_chunks(X, _PREDICT_ROWS)
             ]
             if not out:
                 return np.empty((0, self.n_outputs_))
             return np.concatenate(out)
         dtype = _widest_float(ops)
-        net = self._network(dtype, ops)
+        nets = self._networks(dtype, ops)
         out = [
-            net.predict(ops.asarray(self.preprocessor_.transform(chunk), dtype))
+            _mean_prediction(
+                nets, ops.asarray(self.preprocessor_.transform(chunk), dtype)
+            )
             for chunk in _row_chunks(to_host(X), _PREDICT_ROWS)
         ]
         return out[0] if len(out) == 1 else ops.xp.concat(out, axis=0)
@@ -471,7 +498,7 @@ class _BaseTabularMLP(BaseEstimator):
         moved.params_ = converter(self.params_)
         return moved
 
-    def _commit(self, preprocessor, layers, result):
+    def _commit(self, preprocessor, layers, results):
         self.preprocessor_ = preprocessor
         self.n_features_in_ = preprocessor.n_features_in_
         if hasattr(preprocessor, "feature_names_in_"):
@@ -479,11 +506,13 @@ class _BaseTabularMLP(BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self.layers_ = layers
-        self.params_ = result.params
-        self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = result.validation_scores
-        self.best_epoch_ = result.best_epoch
-        self.n_iter_ = result.n_iter
+        self.params_ = _stack_rows([r.params for r in results])
+        first = results[0]
+        self.loss_curve_ = first.loss_curve
+        self.validation_scores_ = first.validation_scores
+        self.best_epoch_ = first.best_epoch
+        self.best_epochs_ = np.array([r.best_epoch for r in results], dtype=int)
+        self.n_iter_ = first.n_iter
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -508,6 +537,11 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
     n_members : int, default=1
         Members of an ensemble trained as one computation (TabM-mini);
         predictions average their probabilities.
+    n_bags : int, default=1
+        Networks trained one after the other, each on its own random
+        validation split (so that together they learn from every row) and
+        with its own initialisation, shuffling and dropout; predictions
+        average their probabilities. Fit time grows with it.
     numeric_embedding : {"periodic", "piecewise_linear", "none"}, default="periodic"
         How numeric columns enter: PBLD periodic embeddings (4 values per
         column), piecewise-linear encodings (48 bins), or as they are.
@@ -547,16 +581,19 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
     classes_ : ndarray of shape (n_classes,)
     preprocessor_ : TabularPreprocessor
     layers_ : list of layers
-    params_ : ndarray
-        The flat parameter vector of the kept (best) epoch.
+    params_ : ndarray of shape (n_bags, n_parameters)
+        Each bag's flat parameter vector, of its kept (best) epoch.
     loss_curve_ : list of float
-        Mean training loss of each epoch.
+        Mean training loss of each epoch (of the first bag).
     validation_scores_ : list of float or None
-        Validation error of each epoch (None without a validation split).
+        Validation error of each epoch (None without a validation split; of
+        the first bag).
     best_epoch_ : int
-        Epoch (from 0) whose weights were kept.
+        Epoch (from 0) whose weights were kept (in the first bag).
+    best_epochs_ : ndarray of shape (n_bags,)
+        Each bag's kept epoch.
     n_iter_ : int
-        Epochs run.
+        Epochs run (by each bag).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string column names.
@@ -587,6 +624,7 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         *,
         hidden_layer_sizes=(256, 256, 256),
         n_members=1,
+        n_bags=1,
         numeric_embedding="periodic",
         activation="auto",
         dropout=0.15,
@@ -653,12 +691,12 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         Y = np.full((len(y), n_classes), e / n_classes, dtype=self.dtype)
         Y[np.arange(len(y)), codes] += 1 - e
         rng = check_random_state(self.random_state)
-        preprocessor, layers, result = self._fit_network(
+        preprocessor, layers, results = self._fit_network(
             X, Y, weight, codes, self._output(), rng, engine
         )
         self.classes_ = encoder.classes_
         self.n_outputs_ = n_classes
-        self._commit(preprocessor, layers, result)
+        self._commit(preprocessor, layers, results)
         return self
 
     def _validation_error(self, net, X, Y, w):
@@ -767,6 +805,7 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         quantile=0.5,
         hidden_layer_sizes=(256, 256, 256),
         n_members=1,
+        n_bags=1,
         numeric_embedding="periodic",
         activation="auto",
         dropout=0.15,
@@ -827,14 +866,14 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         scale[~(scale > 0)] = 1.0
         Y = ((y - mean) / scale).astype(self.dtype)
         rng = check_random_state(self.random_state)
-        preprocessor, layers, result = self._fit_network(
+        preprocessor, layers, results = self._fit_network(
             X, Y, weight, None, self._output(), rng, engine
         )
         self.y_mean_, self.y_scale_ = mean, scale
         self.y_min_, self.y_max_ = y.min(axis=0), y.max(axis=0)
         self.n_outputs_ = y.shape[1]
         self._single_output = single_output
-        self._commit(preprocessor, layers, result)
+        self._commit(preprocessor, layers, results)
         return self
 
     def _validation_error(self, net, X, Y, w):
@@ -879,6 +918,21 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
 
 def _n_rows(X):
     return _num_samples(X)
+
+
+def _stack_rows(vectors):
+    """Equal-length vectors as the rows of one array, on their engine."""
+    if isinstance(vectors[0], np.ndarray):
+        return np.stack(vectors)
+    return engine_of(vectors[0]).xp.stack(vectors)
+
+
+def _mean_prediction(nets, X):
+    """The mean of the networks' outputs for X (each already its members' mean)."""
+    total = nets[0].predict(X)
+    for net in nets[1:]:
+        total = total + net.predict(X)
+    return total / len(nets) if len(nets) > 1 else total
 
 
 def _row_chunks(X, size):

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -44,6 +44,7 @@ CHECKED = dict(hidden_layer_sizes=(32,), max_epochs=40, random_state=0)
     [
         TabularMLPClassifier(**CHECKED),
         TabularMLPClassifier(**CHECKED, n_members=3),
+        TabularMLPClassifier(**CHECKED, n_bags=2),
         TabularMLPRegressor(**CHECKED),
         TabularMLPRegressor(**CHECKED, numeric_embedding="piecewise_linear"),
         TabularMLPRegressor(**CHECKED, loss="quantile", quantile=0.5, n_members=2),
@@ -148,7 +149,7 @@ def test_regression_targets_are_standardised_and_predictions_clipped():
     assert reg.y_scale_ == pytest.approx(y.std())
     # predict = clip(network output * std + mean, min y, max y), written out
     wild = rng.normal(scale=30, size=(200, 3))
-    network = reg._network(np.float64).predict(reg.preprocessor_.transform(wild))
+    network = reg._networks(np.float64)[0].predict(reg.preprocessor_.transform(wild))
     expected = np.clip(network[:, 0] * y.std() + y.mean(), y.min(), y.max())
     assert_allclose(reg.predict(wild), expected, rtol=1e-12)
     assert (network[:, 0] * y.std() + y.mean() > y.max()).any() or (
@@ -343,13 +344,75 @@ def test_class_weight_equals_the_same_sample_weights():
 def test_an_ensembles_prediction_averages_its_members_probabilities():
     X, y = load_breast_cancer(return_X_y=True)
     model = TabularMLPClassifier(**SMALL, n_members=4).fit(X, y)
-    net = model._network(np.float64)
+    (net,) = model._networks(np.float64)
     features = model.preprocessor_.transform(X[:10])
     Z, _ = net.forward(features, Context(NUMPY))
     members = Z.reshape(4, 10, 2).astype(np.float64)
     p = np.exp(members - members.max(axis=2, keepdims=True))
     p /= p.sum(axis=2, keepdims=True)
     assert_allclose(model.predict_proba(X[:10]), p.mean(axis=0), rtol=1e-5)
+
+
+def test_the_first_bag_is_the_single_fit_and_the_others_differ():
+    # The bags draw from one random stream in turn, so the first bag of an
+    # n_bags fit is exactly the n_bags=1 fit; the others hold out other rows
+    # and start elsewhere.
+    X, y = load_breast_cancer(return_X_y=True)
+    single = TabularMLPClassifier(**SMALL).fit(X, y)
+    bagged = TabularMLPClassifier(**SMALL, n_bags=3).fit(X, y)
+    assert single.params_.shape == (1, bagged.params_.shape[1])
+    assert bagged.params_.shape[0] == 3
+    assert_allclose(bagged.params_[0], single.params_[0], rtol=0, atol=0)
+    assert bagged.best_epochs_[0] == bagged.best_epoch_ == single.best_epoch_
+    assert bagged.loss_curve_ == single.loss_curve_
+    for other in bagged.params_[1:]:
+        assert np.abs(other - bagged.params_[0]).max() > 1e-3
+
+
+def _softmax_of(net, features):
+    Z, _ = net.forward(features, Context(NUMPY))
+    Z = Z.astype(np.float64)
+    p = np.exp(Z - Z.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def test_a_bagged_prediction_averages_its_bags_probabilities():
+    X, y = load_breast_cancer(return_X_y=True)
+    model = TabularMLPClassifier(**SMALL, n_bags=3).fit(X, y)
+    features = model.preprocessor_.transform(X[:10])
+    per_bag = [_softmax_of(net, features) for net in model._networks(np.float64)]
+    assert len(per_bag) == 3
+    assert_allclose(model.predict_proba(X[:10]), np.mean(per_bag, axis=0), rtol=1e-6)
+    assert not np.allclose(per_bag[0], per_bag[1], rtol=1e-3)
+
+
+def test_a_bagged_regression_averages_the_bags_before_clipping():
+    X, y = load_diabetes(return_X_y=True)
+    params = dict(SMALL, numeric_embedding="piecewise_linear")
+    model = TabularMLPRegressor(**params, n_bags=2).fit(X, y)
+    features = model.preprocessor_.transform(X[:20])
+    standardised = np.mean(
+        [net.predict(features) for net in model._networks(np.float64)], axis=0
+    )
+    expected = np.clip(
+        standardised[:, 0] * model.y_scale_[0] + model.y_mean_[0],
+        model.y_min_[0],
+        model.y_max_[0],
+    )
+    assert_allclose(model.predict(X[:20]), expected, rtol=1e-10)
+    # The bags share the first bag's bin edges: its network predicts as the
+    # single fit does (a later bag re-binning would shift its inputs).
+    single = TabularMLPRegressor(**params).fit(X, y)
+    first = model._networks(np.float64)[0].predict(features)[:, 0]
+    assert_allclose(
+        np.clip(
+            first * model.y_scale_[0] + model.y_mean_[0],
+            model.y_min_[0],
+            model.y_max_[0],
+        ),
+        single.predict(X[:20]),
+        rtol=1e-10,
+    )
 
 
 def test_validation_rows_of_weight_zero_alone_still_pick_an_epoch():

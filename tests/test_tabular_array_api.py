@@ -84,6 +84,7 @@ def _table(n=240, seed=0):
 CASES = {
     "default": {},
     "two members": dict(n_members=2),
+    "two bags": dict(n_bags=2, numeric_embedding="piecewise_linear"),
     "piecewise linear": dict(numeric_embedding="piecewise_linear"),
     "weighted": dict(weighted=True),
 }

@@ -170,10 +170,18 @@ def test_classifier_graph_reproduces_predict_and_predict_proba(
         ("regression", {"loss": "absolute_error", "numeric_embedding": "none"}),
         ("multi-output", {}),
         ("multi-output", {"n_members": 3}),
+        ("regression", {"n_bags": 2, "numeric_embedding": "piecewise_linear"}),
     ],
 )
 def test_regressor_graph_reproduces_predict(target, params, dtype):
     _check_regressor(_fitted(target, **params), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_bagged_classifier_graph_averages_its_bags(dtype):
+    est = _fitted("multiclass", n_bags=3, n_members=2)
+    assert est.params_.shape[0] == 3
+    _check_classifier(est, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
