@@ -232,6 +232,7 @@ class _BaseTabularMLP(BaseEstimator):
         "n_members": [Interval(Integral, 1, None, closed="left")],
         "n_bags": [Interval(Integral, 1, None, closed="left")],
         "numeric_embedding": [StrOptions({"periodic", "piecewise_linear", "none"})],
+        "numeric_transform": [StrOptions({"robust_smooth_clip", "quantile_normal"})],
         "activation": [StrOptions({"auto", "selu", "mish", "relu", "gelu", "silu"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -275,7 +276,8 @@ class _BaseTabularMLP(BaseEstimator):
         (:class:`~skmlp._ops.ArrayAPIOps`), to whose device the features,
         targets and weights then move once."""
         preprocessor = TabularPreprocessor(
-            categorical_features=self.categorical_features
+            categorical_features=self.categorical_features,
+            numeric_transform=self.numeric_transform,
         ).fit(X)
         features = preprocessor.transform(X).astype(self.dtype)
         layers = build_layers(preprocessor, Y.shape[1], self, self._activation())
@@ -545,6 +547,12 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
     numeric_embedding : {"periodic", "piecewise_linear", "none"}, default="periodic"
         How numeric columns enter: PBLD periodic embeddings (4 values per
         column), piecewise-linear encodings (48 bins), or as they are.
+    numeric_transform : {"robust_smooth_clip", "quantile_normal"}, \
+            default="robust_smooth_clip"
+        How numeric columns are scaled before the embedding, as in
+        :class:`~skmlp.TabularPreprocessor`: a robust scale then a smooth
+        clip to +-3 (RealMLP's; values far in a long tail end up close
+        together), or each column's empirical quantiles mapped to a normal.
     activation : {"auto", "selu", "mish", "relu", "gelu", "silu"}, default="auto"
         Hidden activation, wrapped as a parametric one; "auto" is "selu".
     dropout : float, default=0.15
@@ -626,6 +634,7 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
         n_members=1,
         n_bags=1,
         numeric_embedding="periodic",
+        numeric_transform="robust_smooth_clip",
         activation="auto",
         dropout=0.15,
         weight_decay=0.02,
@@ -807,6 +816,7 @@ class TabularMLPRegressor(RegressorMixin, _BaseTabularMLP):
         n_members=1,
         n_bags=1,
         numeric_embedding="periodic",
+        numeric_transform="robust_smooth_clip",
         activation="auto",
         dropout=0.15,
         weight_decay=0.02,

@@ -18,6 +18,7 @@ from skmlp import (
     BackpropClassifier,
     TabularMLPClassifier,
     TabularMLPRegressor,
+    TabularPreprocessor,
 )
 from skmlp._layers import Context, Dropout
 from skmlp._ops import NUMPY
@@ -47,6 +48,7 @@ CHECKED = dict(hidden_layer_sizes=(32,), max_epochs=40, random_state=0)
         TabularMLPClassifier(**CHECKED, n_bags=2),
         TabularMLPRegressor(**CHECKED),
         TabularMLPRegressor(**CHECKED, numeric_embedding="piecewise_linear"),
+        TabularMLPRegressor(**CHECKED, numeric_transform="quantile_normal"),
         TabularMLPRegressor(**CHECKED, loss="quantile", quantile=0.5, n_members=2),
     ],
     expected_failed_checks=lambda estimator: REPEATED_ROWS,
@@ -351,6 +353,21 @@ def test_an_ensembles_prediction_averages_its_members_probabilities():
     p = np.exp(members - members.max(axis=2, keepdims=True))
     p /= p.sum(axis=2, keepdims=True)
     assert_allclose(model.predict_proba(X[:10]), p.mean(axis=0), rtol=1e-5)
+
+
+def test_numeric_transform_reaches_the_preprocessing():
+    # A long tail: the smooth clip squeezes the largest values towards 3,
+    # the quantile map spreads them as normal quantiles.
+    rng = np.random.RandomState(0)
+    X = rng.lognormal(sigma=2.0, size=(300, 2))
+    y = (X[:, 0] > np.median(X[:, 0])).astype(int)
+    model = TabularMLPClassifier(**SMALL, numeric_transform="quantile_normal")
+    features = model.fit(X, y).preprocessor_.transform(X)
+    expected = TabularPreprocessor(numeric_transform="quantile_normal").fit(X)
+    assert_allclose(features, expected.transform(X), rtol=0, atol=0)
+    assert model.preprocessor_.quantile_transformer_ is not None
+    clipped = TabularMLPClassifier(**SMALL).fit(X, y).preprocessor_.transform(X)
+    assert np.abs(clipped).max() < 3 and np.abs(features).max() > 3
 
 
 def test_the_first_bag_is_the_single_fit_and_the_others_differ():

@@ -171,6 +171,7 @@ def test_classifier_graph_reproduces_predict_and_predict_proba(
         ("multi-output", {}),
         ("multi-output", {"n_members": 3}),
         ("regression", {"n_bags": 2, "numeric_embedding": "piecewise_linear"}),
+        ("regression", {"numeric_transform": "quantile_normal"}),
     ],
 )
 def test_regressor_graph_reproduces_predict(target, params, dtype):
