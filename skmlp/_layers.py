@@ -616,7 +616,10 @@ class PiecewiseLinearEncoding(Layer):
 
     def _bins_from_edges(self):
         """Per flattened (column, bin): lower edge, 1 / width (0 for a zero
-        width), has a width, first bin (open below), last bin (open above)."""
+        width), has a width, first bin (open below), last bin (open above),
+        live: all but the repeats of a zero-width bin (a value that holds
+        many quantiles, as in a column of a few distinct values, gets one
+        step ``x >= q``; its repeats would be copies of it, and output 0)."""
         lower = self.edges[:, :-1]
         width = self.edges[:, 1:] - lower
         inverse = np.where(width > 0, 1 / np.where(width > 0, width, 1), 0.0)
@@ -624,15 +627,17 @@ class PiecewiseLinearEncoding(Layer):
         low_open[:, 0] = True
         high_open = np.zeros_like(low_open)
         high_open[:, -1] = True
+        live = np.ones_like(low_open)
+        live[:, 1:] = (width[:, 1:] > 0) | (lower[:, 1:] != lower[:, :-1])
         return tuple(
-            a.ravel() for a in (lower, inverse, width > 0, low_open, high_open)
+            a.ravel() for a in (lower, inverse, width > 0, low_open, high_open, live)
         )
 
     def _bins(self, ctx, like):
         """The bins on the engine, computed once per fit on the host."""
         if getattr(self, "_host_bins", None) is None:  # edges set by hand
             self._host_bins = self._bins_from_edges()
-        lower, inverse, has_width, low_open, high_open = self._host_bins
+        lower, inverse, has_width, low_open, high_open, live = self._host_bins
         ops = ctx.ops
         return (
             ops.astype_like(ops.asarray(lower), like),
@@ -640,13 +645,14 @@ class PiecewiseLinearEncoding(Layer):
             ops.asarray(has_width),
             ops.asarray(low_open),
             ops.asarray(high_open),
+            ops.asarray(live),
         )
 
     def forward(self, P, G, X, ctx):
         xp = ctx.xp
         numeric, others = self.columns.split(ctx, X)
         n, m, T = X.shape[0], numeric.shape[1], self.n_bins
-        lower, inverse, has_width, low_open, high_open = self._bins(ctx, X)
+        lower, inverse, has_width, low_open, high_open, live = self._bins(ctx, X)
         x = xp.reshape(
             xp.broadcast_to(numeric[:, :, None], (n, m, T)), (n, m * T)
         )  # each column repeated over its bins
@@ -656,6 +662,7 @@ class PiecewiseLinearEncoding(Layer):
         ramp = xp.where(has_width, ramp, step)
         encoded = xp.where(low_open | (ramp > 0), ramp, zeros)
         encoded = xp.where(high_open | (encoded < 1), encoded, ones)
+        encoded = xp.where(live, encoded, zeros)  # a zero-width bin's repeats
         inside = (encoded == ramp) & has_width  # the clip is inactive
         inside &= (ramp > 0) | low_open
         inside &= (ramp < 1) | high_open

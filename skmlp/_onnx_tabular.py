@@ -642,7 +642,7 @@ def _piecewise_linear(g, layer, P, X):
     """Each numeric column's ramps over its bins, clipped but at open ends."""
     numeric, others = _split(g, layer.columns, X)
     m, T = len(layer.columns.numeric), layer.n_bins
-    lower, inverse, has_width, low_open, high_open = layer._bins_from_edges()
+    lower, inverse, has_width, low_open, high_open, live = layer._bins_from_edges()
     x = _take_columns(g, numeric, np.repeat(np.arange(m), T))  # (n, m T)
     lower_c = g.constant("lower", lower)
     ramp = g.node("Mul", [g.node("Sub", [x, lower_c]), g.constant("inverse", inverse)])
@@ -657,6 +657,8 @@ def _piecewise_linear(g, layer, P, X):
         "Or", [_bool(g, "high_open", high_open), g.node("Less", [encoded, one])]
     )
     encoded = g.node("Where", [keep, encoded, one])
+    if not live.all():  # a zero-width bin's repeats output 0
+        encoded = g.node("Where", [_bool(g, "live", live), encoded, zero])
     return _concat(g, [encoded, others])
 
 

@@ -449,6 +449,36 @@ def test_piecewise_linear_encoding_matches_its_formula():
     assert_allclose(Y[:, 4:], X[:, [0, 2, 3, 4]])
 
 
+def test_piecewise_linear_encoding_gives_a_repeated_quantile_one_step():
+    # A column of three values, 0 (half the rows), 1 and 3: its 9 quantiles
+    # (numpy's linear rule) are 0, 0, 0, 0, 0.5, 1, 1.5, 3, 3. Written out:
+    # the first bin is the step x >= 0 and its two repeats are 0; four ramps;
+    # the last bin, of zero width, the step x >= 3.
+    column = np.array([0.0] * 50 + [1.0] * 25 + [3.0] * 25)
+    X_train = np.column_stack([column, np.zeros(100)])
+    layer = PiecewiseLinearEncoding(2, [0], n_bins=8)
+    Network([layer], "identity").initialize(X_train, np.random.RandomState(0))
+    assert_allclose(layer.edges[0], [0, 0, 0, 0, 0.5, 1, 1.5, 3, 3], atol=1e-12)
+    x = np.array([-1.0, 0.0, 0.25, 1.0, 2.5, 3.0, 4.0])
+    Y, _ = layer.forward({}, {}, np.column_stack([x, np.zeros(7)]), Context(NUMPY))
+
+    def ramp(low, high):
+        return np.clip((x - low) / (high - low), 0, 1)
+
+    def step(q):
+        return (x >= q).astype(float)
+
+    zero = np.zeros_like(x)
+    expected = np.column_stack(
+        [
+            step(0), zero, zero,
+            ramp(0, 0.5), ramp(0.5, 1), ramp(1, 1.5), ramp(1.5, 3),
+            step(3),
+        ]
+    )  # fmt: skip
+    assert_allclose(Y[:, :8], expected, rtol=1e-12)
+
+
 def test_batch_ensemble_members_compute_their_own_linear_maps():
     """Member i: ((x r_i) W) s_i + b_i, written out member by member."""
     layer = BatchEnsembleDense(D, 4, K, expand=True, random_signs=True)
