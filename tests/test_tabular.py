@@ -27,7 +27,7 @@ from skmlp._tabular import auto_batch_size
 
 pd = pytest.importorskip("pandas")
 
-SMALL = dict(hidden_layer_sizes=(16,), max_epochs=12, random_state=0)
+SMALL = dict(hidden_layer_sizes=(16,), max_epochs=12, n_bags=1, random_state=0)
 
 
 # Integer sample weights cannot train exactly as repeated rows do: the random
@@ -48,7 +48,7 @@ CHECKED = dict(hidden_layer_sizes=(32,), max_epochs=40, random_state=0)
         TabularMLPClassifier(**CHECKED, n_bags=2),
         TabularMLPRegressor(**CHECKED),
         TabularMLPRegressor(**CHECKED, numeric_embedding="piecewise_linear"),
-        TabularMLPRegressor(**CHECKED, numeric_transform="quantile_normal"),
+        TabularMLPRegressor(**CHECKED, numeric_transform="robust_smooth_clip"),
         TabularMLPRegressor(**CHECKED, loss="quantile", quantile=0.5, n_members=2),
     ],
     expected_failed_checks=lambda estimator: REPEATED_ROWS,
@@ -165,7 +165,7 @@ def test_regression_targets_are_standardised_and_predictions_clipped():
 
 def test_the_kept_weights_are_those_a_fit_stopped_at_the_best_epoch_ends_with():
     X, y = load_breast_cancer(return_X_y=True)
-    params = dict(hidden_layer_sizes=(32,), max_epochs=15, random_state=7)
+    params = dict(hidden_layer_sizes=(32,), max_epochs=15, n_bags=1, random_state=7)
     full = TabularMLPClassifier(**params).fit(X, y)
     best = full.best_epoch_
     assert 0 <= best < full.n_iter_ - 1, "the test needs a best epoch before the last"
@@ -187,7 +187,9 @@ def test_the_kept_weights_are_those_a_fit_stopped_at_the_best_epoch_ends_with():
 def test_dropout_and_weight_decay_follow_flat_cos_and_lr_follows_coslog4():
     X, y = load_breast_cancer(return_X_y=True)
     seen = []
-    clf = TabularMLPClassifier(hidden_layer_sizes=(8,), max_epochs=4, random_state=0)
+    clf = TabularMLPClassifier(
+        hidden_layer_sizes=(8,), max_epochs=4, n_bags=1, random_state=0
+    )
     original = clf._step
 
     def spy(net, optimizer, batch, t, rng):
@@ -319,16 +321,23 @@ def test_missing_values_and_unseen_categories_at_predict_still_predict():
     assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
 
 
-def test_a_fitted_models_pickle_holds_no_training_data():
+@pytest.mark.parametrize("numeric_transform", ["quantile_normal", "robust_smooth_clip"])
+def test_a_fitted_models_pickle_holds_no_training_data(numeric_transform):
     rng = np.random.RandomState(4)
-    sizes = []
+    sizes, tables = [], []
     for n in (200, 4000):
         X, y = _interaction_table(n, rng)
-        model = TabularMLPClassifier(**SMALL).fit(X, y)
-        blob = pickle.dumps(model)
+        model = TabularMLPClassifier(**SMALL, numeric_transform=numeric_transform)
+        blob = pickle.dumps(model.fit(X, y))
         sizes.append(len(blob))
-        assert X["x"].to_numpy()[:50].tobytes() not in blob
-    assert sizes[1] < sizes[0] * 1.05  # 20 times the rows, the same size
+        assert X["x"].to_numpy()[:50].tobytes() not in blob  # no run of rows
+        quantiles = model.preprocessor_.quantile_transformer_
+        tables.append(0 if quantiles is None else quantiles.quantiles_.nbytes)
+    # 20 times the rows: the same size, but for the quantile map's table (n /
+    # 30 quantiles per numeric column, at most 1,000), stored with its levels.
+    assert sizes[1] < sizes[0] * 1.05 + 2 * (tables[1] - tables[0])
+    if numeric_transform == "robust_smooth_clip":
+        assert sizes[1] < sizes[0] * 1.05
 
 
 def test_class_weight_equals_the_same_sample_weights():
@@ -366,7 +375,8 @@ def test_numeric_transform_reaches_the_preprocessing():
     expected = TabularPreprocessor(numeric_transform="quantile_normal").fit(X)
     assert_allclose(features, expected.transform(X), rtol=0, atol=0)
     assert model.preprocessor_.quantile_transformer_ is not None
-    clipped = TabularMLPClassifier(**SMALL).fit(X, y).preprocessor_.transform(X)
+    robust = TabularMLPClassifier(**SMALL, numeric_transform="robust_smooth_clip")
+    clipped = robust.fit(X, y).preprocessor_.transform(X)
     assert np.abs(clipped).max() < 3 and np.abs(features).max() > 3
 
 
@@ -376,7 +386,7 @@ def test_the_first_bag_is_the_single_fit_and_the_others_differ():
     # and start elsewhere.
     X, y = load_breast_cancer(return_X_y=True)
     single = TabularMLPClassifier(**SMALL).fit(X, y)
-    bagged = TabularMLPClassifier(**SMALL, n_bags=3).fit(X, y)
+    bagged = TabularMLPClassifier(**dict(SMALL, n_bags=3)).fit(X, y)
     assert single.params_.shape == (1, bagged.params_.shape[1])
     assert bagged.params_.shape[0] == 3
     assert_allclose(bagged.params_[0], single.params_[0], rtol=0, atol=0)
@@ -395,7 +405,7 @@ def _softmax_of(net, features):
 
 def test_a_bagged_prediction_averages_its_bags_probabilities():
     X, y = load_breast_cancer(return_X_y=True)
-    model = TabularMLPClassifier(**SMALL, n_bags=3).fit(X, y)
+    model = TabularMLPClassifier(**dict(SMALL, n_bags=3)).fit(X, y)
     features = model.preprocessor_.transform(X[:10])
     per_bag = [_softmax_of(net, features) for net in model._networks(np.float64)]
     assert len(per_bag) == 3
@@ -406,7 +416,7 @@ def test_a_bagged_prediction_averages_its_bags_probabilities():
 def test_a_bagged_regression_averages_the_bags_before_clipping():
     X, y = load_diabetes(return_X_y=True)
     params = dict(SMALL, numeric_embedding="piecewise_linear")
-    model = TabularMLPRegressor(**params, n_bags=2).fit(X, y)
+    model = TabularMLPRegressor(**dict(params, n_bags=2)).fit(X, y)
     features = model.preprocessor_.transform(X[:20])
     standardised = np.mean(
         [net.predict(features) for net in model._networks(np.float64)], axis=0

@@ -49,7 +49,11 @@ def _fitted(Estimator, **params):
 
 
 CASES = {
-    "classifier, 3 members": (TabularMLPClassifier, {"n_members": 3}),
+    "classifier, 3 members": (
+        TabularMLPClassifier,
+        {"n_members": 3, "numeric_transform": "robust_smooth_clip"},
+    ),
+    "classifier, default quantile map": (TabularMLPClassifier, {}),
     "classifier, piecewise linear": (
         TabularMLPClassifier,
         {"numeric_embedding": "piecewise_linear"},
@@ -92,28 +96,41 @@ def _contents(data):
 
 
 def test_the_file_holds_no_training_row(saved):
-    """Not one training value of a numeric column, as float64 bytes or as
-    text; the arrays are the parameters and per-column statistics: beyond
-    the parameters, less than one float32 column of the training rows."""
+    """No training row, as float64 bytes; with the robust scaling not one
+    training value of a numeric column, as bytes or as text. The arrays are
+    the parameters and per-column statistics: beyond the parameters and the
+    quantile map's table (order statistics of each numeric column, its
+    extremes among them; n / 30 per column, at most 1,000), less than one
+    float32 column of the training rows."""
     est, data = saved
     contents = _contents(data)
     everything = b"".join(contents.values())
-    for value in X["ratio"]:
-        assert np.float64(value).tobytes() not in everything
-        assert repr(float(value)).encode() not in contents["schema.json"]
+    quantiles = est.preprocessor_.quantile_transformer_
+    complete = X[["reading", "ratio"]].dropna().to_numpy()
+    for row in complete[:500]:
+        assert row.tobytes() not in everything
+    if quantiles is None:
+        for value in X["ratio"]:
+            assert np.float64(value).tobytes() not in everything
+            assert repr(float(value)).encode() not in contents["schema.json"]
     arrays = [
         np.load(io.BytesIO(v), allow_pickle=False)  # no pickled object array
         for name, v in contents.items()
         if name.endswith(".npy")
     ]
-    surplus = sum(a.nbytes for a in arrays) - est.params_.nbytes
+    table = 0
+    if quantiles is not None:
+        table = quantiles.quantiles_.nbytes + quantiles.references_.nbytes
+        assert quantiles.quantiles_.shape == (N_ROWS // 30, 2)
+    surplus = sum(a.nbytes for a in arrays) - est.params_.nbytes - table
     assert 0 <= surplus < N_ROWS * 4
 
 
 def test_a_default_size_model_pickles_to_its_parameters_and_little_more():
     est = TabularMLPClassifier(max_epochs=1, random_state=0)
     est.fit(X, (SIGNAL > SIGNAL.median()).to_numpy())
-    assert est.params_.size > 100_000  # three hidden layers of 256
+    assert est.params_.shape[0] == 3  # three bags
+    assert est.params_.size > 100_000  # of three hidden layers of 128
     size = len(pickle.dumps(est))
     assert est.params_.nbytes < size < est.params_.nbytes + 16 * 1024
     skops_size = len(sio.dumps(est))  # plus skops' JSON schema of the objects
