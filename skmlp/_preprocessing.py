@@ -338,15 +338,15 @@ def _quantile_normal(transformer, values):
     quantiles from below and from above (ties get the middle of their
     range), 0 at the lowest quantile and 1 at the highest, then the normal
     quantile of it, clipped at the margin. ``values``: finite float64."""
-    references = transformer.references_
+    references, quantiles = transformer.references_, transformer.quantiles_
     p = np.empty_like(values)
     for j in range(values.shape[1]):
-        x, q = values[:, j], transformer.quantiles_[:, j]
-        p[:, j] = 0.5 * (
-            np.interp(x, q, references) - np.interp(-x, -q[::-1], -references[::-1])
-        )
-        p[x == q[-1], j] = 1.0
-        p[x == q[0], j] = 0.0
+        x, q = values[:, j], quantiles[:, j]
+        p[:, j] = np.interp(x, q, references)
+        p[:, j] -= np.interp(-x, -q[::-1], -references[::-1])
+    p *= 0.5
+    p[values == quantiles[-1]] = 1.0  # the highest quantile, then the lowest
+    p[values == quantiles[0]] = 0.0
     margin = _QUANTILE_MARGIN - np.spacing(1)
     with np.errstate(divide="ignore"):
         z = ndtri(p)
@@ -445,8 +445,23 @@ def _lookup(categories):
     return {_category_key(c): i for i, c in enumerate(categories, start=1)}
 
 
+@functools.lru_cache(maxsize=256)
+def _declared_codes(fitted, declared):
+    """The code (as :func:`_category_codes` gives it) of each category a
+    pandas dtype declares (a tuple, in the dtype's order), then 0 for its
+    code -1 (missing): a categorical column's codes index this array."""
+    lookup = _lookup(fitted)
+    codes = [lookup.get(_category_key(value), 0) for value in declared]
+    return np.array(codes + [0], dtype=np.intp)
+
+
 def _category_codes(column, categories):
     """0 for missing or unknown, i for the i-th category (1-based)."""
+    if _is_extension_array(column) and isinstance(
+        column.dtype, _pandas().CategoricalDtype
+    ):  # by the dtype's categories, in their order: no key per row
+        declared = tuple(column.categories.to_numpy(dtype=object))
+        return _declared_codes(tuple(categories), declared)[np.asarray(column.codes)]
     lookup = _lookup(tuple(categories))
     keys, _ = _keys_and_values(column)
     return np.fromiter((lookup.get(k, 0) for k in keys), dtype=np.intp, count=len(keys))

@@ -2,6 +2,7 @@
 recipe component against its formula, accuracy against the drop-ins' pipeline
 on small real tables, and bad input refused with the model unchanged."""
 
+import copy
 import math
 import pickle
 
@@ -440,6 +441,21 @@ def test_a_bagged_regression_averages_the_bags_before_clipping():
         single.predict(X[:20]),
         rtol=1e-10,
     )
+
+
+def test_predict_answers_for_the_weights_the_model_holds_now():
+    # predict reuses the networks it built for a weight array; weights edited
+    # in place, a refit and a copy must each be predicted from their own.
+    X, y = load_breast_cancer(return_X_y=True)
+    model = TabularMLPClassifier(**dict(SMALL, n_bags=2)).fit(X, y)
+    before = model.predict_proba(X[:20])
+    model.params_[1] *= 0.5  # the second bag's weights, in place
+    edited = model.predict_proba(X[:20])
+    assert not np.allclose(edited, before)
+    assert_allclose(edited, copy.deepcopy(model).predict_proba(X[:20]), rtol=1e-12)
+    model.set_params(random_state=1).fit(X, y)
+    refit = TabularMLPClassifier(**dict(SMALL, n_bags=2, random_state=1)).fit(X, y)
+    assert_allclose(model.predict_proba(X[:20]), refit.predict_proba(X[:20]))
 
 
 def test_validation_rows_of_weight_zero_alone_still_pick_an_epoch():
