@@ -14,7 +14,10 @@ divided by the fit's time and by the peak measured in this process: a
 
 The wrappers add a few microseconds per call, so the parts' sum exceeds an
 unwrapped fit's time slightly; the seconds per 1,000 rows come from an
-unwrapped fit, after a one-epoch fit that loads the compiled kernels.
+unwrapped fit, after a one-epoch fit that loads the compiled kernels. Last,
+the one-row predict of that fitted model: a DataFrame of the table's first
+training row through predict_proba (predict for a regressor), and through
+the preprocessing alone, in milliseconds (best of 9 runs of 100 calls).
 
 Usage: python benchmarks/profile_tabular.py [--datasets concrete mlc_churn]
        [--epochs 16] [--param name=value ...]
@@ -26,6 +29,7 @@ import collections
 import json
 import sys
 import time
+import timeit
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +177,7 @@ def profile(dataset, epochs, params):
     n_val = int(np.floor(model.validation_fraction * len(X_train)))
     n_train = len(X_train) - n_val
     return {
+        "one_row_ms": one_row_ms(model, X_train),
         "dataset": dataset,
         "rows": len(X_train),
         "batch": model._batch_size(n_train),
@@ -188,6 +193,27 @@ def profile(dataset, epochs, params):
         "parts_ms_per_step": {
             name: 1000 * s / steps for name, s in sorted(timers.seconds.items())
         },
+    }
+
+
+ROW_REPEATS, ROW_NUMBER = 9, 100
+
+
+def one_row_ms(model, X):
+    """Milliseconds of predict_proba (a classifier) or predict on X's first
+    row as a one-row DataFrame, and of its preprocessing alone: the best of
+    ROW_REPEATS timings of ROW_NUMBER calls each (the least disturbed)."""
+    row = X.iloc[:1]
+    method = getattr(model, "predict_proba", model.predict)
+    method(row)  # builds what the later calls reuse
+
+    def best(call):
+        runs = timeit.repeat(call, number=ROW_NUMBER, repeat=ROW_REPEATS)
+        return 1000 * min(runs) / ROW_NUMBER
+
+    return {
+        "predict": best(lambda: method(row)),
+        "transform": best(lambda: model.preprocessor_.transform(row)),
     }
 
 
@@ -234,6 +260,11 @@ def main():
         loop = per_step - step - validation
         print(f"  {'loop outside steps and validation':40s} {loop:7.3f}")
         print(f"  {'whole fit (wrapped)':40s} {per_step:7.3f}")
+        row = r["one_row_ms"]
+        print(
+            f"  one-row predict: {row['predict']:.3f} ms (of which preprocessing "
+            f"{row['transform']:.3f} ms); best of {ROW_REPEATS} x {ROW_NUMBER} calls"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
