@@ -336,8 +336,9 @@ def _quantile_normal(transformer, values):
     normal, without its per-call validation (most of a one-row transform):
     each column's probability is the mean of the interpolations through its
     quantiles from below and from above (ties get the middle of their
-    range), 0 at the lowest quantile and 1 at the highest, then the normal
-    quantile of it, clipped at the margin. ``values``: finite float64."""
+    range), 0 within the margin (1e-7) of the lowest quantile or below it and
+    1 within it of the highest or above, then the normal quantile of it,
+    clipped at the margin. ``values``: finite float64."""
     references, quantiles = transformer.references_, transformer.quantiles_
     p = np.empty_like(values)
     for j in range(values.shape[1]):
@@ -345,8 +346,10 @@ def _quantile_normal(transformer, values):
         p[:, j] = np.interp(x, q, references)
         p[:, j] -= np.interp(-x, -q[::-1], -references[::-1])
     p *= 0.5
-    p[values == quantiles[-1]] = 1.0  # the highest quantile, then the lowest
-    p[values == quantiles[0]] = 0.0
+    # Within the margin of the highest quantile or above: 1; of the lowest or
+    # below: 0 (in this order, as scikit-learn's transform sets them).
+    p[values + _QUANTILE_MARGIN > quantiles[-1]] = 1.0
+    p[values - _QUANTILE_MARGIN < quantiles[0]] = 0.0
     margin = _QUANTILE_MARGIN - np.spacing(1)
     with np.errstate(divide="ignore"):
         z = ndtri(p)

@@ -136,6 +136,10 @@ def test_quantile_normal_transform_equals_scikit_learns_quantile_transformer():
         [
             rng.lognormal(sigma=3.0, size=(200, 4)) * rng.choice([-1, 1], (200, 4)),
             quantiles,  # every fitted quantile exactly
+            quantiles[[0, -1]] + 5e-8,  # within the margin of the extremes
+            quantiles[[0, -1]] - 5e-8,
+            quantiles[[0, -1]] + 3e-7,  # beyond it
+            quantiles[[0, -1]] - 3e-7,
             fit_rows.min(axis=0) - 1,
             fit_rows.max(axis=0) + 1,
         ]
