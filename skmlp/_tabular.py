@@ -451,8 +451,8 @@ class _BaseTabularMLP(BaseEstimator):
         params = self.params_
         key = (dtype and np.dtype(dtype), ops, id(self.layers_))
         networks = _PREDICT_NETWORKS.get(params, key)
-        if networks is not None:  # built for these weights: a third of a
-            return networks  # one-row predict's time
+        if networks is not None:  # built for these weights (building them
+            return networks  # is a seventh of a one-row predict)
         if dtype is not None:
             params = (
                 params.astype(dtype)
