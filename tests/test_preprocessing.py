@@ -229,6 +229,21 @@ def test_categories_are_matched_by_value_when_the_dtype_changes(column):
     np.testing.assert_array_equal(Z, np.eye(4)[codes])
 
 
+def test_categorical_dtypes_in_any_order_of_categories_code_by_value():
+    # Unordered dtypes with the same categories in another order compare
+    # equal in pandas, but their codes differ: each frame's values must find
+    # their own categories, however often the dtypes are met (the codes are
+    # remembered per dtype object).
+    pre = TabularPreprocessor().fit(pd.DataFrame({"c": ["a", "b", "c", "a"]}))
+    values = ["c", "a", None, "b", "z"]
+    expected = np.eye(4)[[3, 1, 0, 2, 0]]  # slot 0: missing or unknown
+    for _ in range(3):
+        for order in (list("abcz"), list("zcba"), list("bzca")):
+            column = pd.Categorical(values, categories=order)
+            Z = pre.transform(pd.DataFrame({"c": column}))
+            np.testing.assert_array_equal(Z, expected)
+
+
 def test_strings_in_fit_match_numbers_at_transform():
     pre = TabularPreprocessor().fit(pd.DataFrame({"c": ["1", "2.5", "x", "1"]}))
     Z = pre.transform(pd.DataFrame({"c": [1, 2.5, 1.0, "x"]}))
