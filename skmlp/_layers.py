@@ -830,6 +830,13 @@ class MemberHeads(Layer):
         return xp.reshape(Y, (k * n, self.n_out)), backprop
 
 
+def _indices(ctx, codes):
+    """Float codes (exact integers) as an index array of the engine's kind."""
+    if ctx.ops.is_numpy:
+        return codes.astype(np.intp)
+    return ctx.xp.astype(codes, ctx.xp.int64)
+
+
 class CategoricalEmbedding(Layer):
     """Learned embeddings of integer-coded categorical columns.
 
@@ -866,19 +873,23 @@ class CategoricalEmbedding(Layer):
     def forward(self, P, G, X, ctx):
         xp = ctx.xp
         codes, others = self.columns.split(ctx, X)
-        one_hots = [
-            self._one_hot(xp, codes[:, i], c) for i, c in enumerate(self.cardinalities)
+        # e_j = O_j E_j is row code of E_j: gathered (exactly the product for
+        # finite tables, without an (n, C_j) matrix per column); the one-hot
+        # matrices are built for the backward pass only.
+        blocks = [
+            ctx.ops.take_rows(P[f"E{i}"], _indices(ctx, codes[:, i]))
+            for i in range(len(self.cardinalities))
         ]
-        blocks = [xp.matmul(O, P[f"E{i}"]) for i, O in enumerate(one_hots)]
         Y = _concat(xp, blocks + [others], axis=1)
         needs_input_grad, d = ctx.needs_input_grad(), self.dim
 
         def backprop(dY):
-            for i, O in enumerate(one_hots):
+            for i, c in enumerate(self.cardinalities):
+                O = self._one_hot(xp, codes[:, i], c)
                 G[f"E{i}"][...] = xp.matmul(O.T, dY[:, i * d : (i + 1) * d])
             if not needs_input_grad:
                 return None
-            n_codes = len(one_hots)
+            n_codes = len(self.cardinalities)
             return self.columns.merge_gradients(
                 ctx, xp.zeros_like(codes), dY[:, n_codes * d :]
             )
