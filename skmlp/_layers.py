@@ -830,13 +830,6 @@ class MemberHeads(Layer):
         return xp.reshape(Y, (k * n, self.n_out)), backprop
 
 
-def _indices(ctx, codes):
-    """Float codes (exact integers) as an index array of the engine's kind."""
-    if ctx.ops.is_numpy:
-        return codes.astype(np.intp)
-    return ctx.xp.astype(codes, ctx.xp.int64)
-
-
 class CategoricalEmbedding(Layer):
     """Learned embeddings of integer-coded categorical columns.
 
@@ -877,7 +870,7 @@ class CategoricalEmbedding(Layer):
         # finite tables, without an (n, C_j) matrix per column); the one-hot
         # matrices are built for the backward pass only.
         blocks = [
-            ctx.ops.take_rows(P[f"E{i}"], _indices(ctx, codes[:, i]))
+            ctx.ops.take_rows(P[f"E{i}"], ctx.ops.indices(codes[:, i]))
             for i in range(len(self.cardinalities))
         ]
         Y = _concat(xp, blocks + [others], axis=1)

@@ -146,6 +146,10 @@ class NumpyOps:
             return array[rows]
         return array.take(rows, axis=0, out=out[: len(rows)])
 
+    def indices(self, values):
+        """Float entries holding whole numbers, as an index array."""
+        return values.astype(np.intp)
+
     # ---- the four equations' building blocks ---------------------------------
 
     def matmul(self, a, b, out=None):
@@ -338,6 +342,9 @@ class ArrayAPIOps:
 
     def take_rows(self, array, rows, out=None):
         return self.xp.take(array, rows, axis=0)
+
+    def indices(self, values):
+        return self.xp.astype(values, self.xp.int64)
 
     # ---- the four equations' building blocks ---------------------------------
 

@@ -13,11 +13,9 @@ leaves a fitted transformer exactly as it was. pandas is imported by the
 caller, never here: numpy input needs no pandas.
 """
 
-import collections
 import functools
 import numbers
 import sys
-import threading
 from numbers import Integral
 
 import numpy as np
@@ -31,6 +29,8 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
+
+from ._recent import RecentEntries
 
 SMOOTH_CLIP_BOUND = 3.0
 _KINDS = ("numeric", "indicator", "binary", "onehot", "code")
@@ -468,21 +468,16 @@ class _DtypeCodes:
     cannot pass to another object while the entry lives."""
 
     def __init__(self, size):
-        self.size, self.lock = size, threading.Lock()
-        self.entries = collections.OrderedDict()
+        self.recent = RecentEntries(size)
 
     def __call__(self, fitted, dtype):
         key = (id(dtype), fitted)
-        with self.lock:
-            entry = self.entries.get(key)
+        entry = self.recent.get(key)
         if entry is not None and entry[0] is dtype:
             return entry[1]
         declared = tuple(dtype.categories.to_numpy(dtype=object))
         table = _declared_codes(fitted, declared)
-        with self.lock:
-            self.entries[key] = (dtype, table)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+        self.recent.put(key, (dtype, table))
         return table
 
 

@@ -53,10 +53,8 @@ chunk, and answer on the device. A DataFrame, a list or a numpy array takes
 the host path whatever the configuration.
 """
 
-import collections
 import copy
 import math
-import threading
 import time
 import weakref
 from numbers import Integral, Real
@@ -94,6 +92,7 @@ from ._losses import OUTPUTS, quantile
 from ._ops import engine_of, get_ops, to_host
 from ._optimizers import Adam
 from ._preprocessing import TabularPreprocessor
+from ._recent import RecentEntries
 from ._schedules import SCHEDULES
 from ._stack import Network
 from ._validation import _fitted_engine, _store_init_params
@@ -962,12 +961,10 @@ class _NetworkCache:
     rebuild the networks)."""
 
     def __init__(self, size):
-        self.size, self.lock = size, threading.Lock()
-        self.entries = collections.OrderedDict()
+        self.recent = RecentEntries(size)
 
     def get(self, params, key):
-        with self.lock:
-            entry = self.entries.get(id(params))
+        entry = self.recent.get(id(params))
         if entry is None or entry[0]() is not params or entry[1] != key:
             return None
         if not np.array_equal(entry[2], params):  # edited in place
@@ -978,11 +975,7 @@ class _NetworkCache:
         if not isinstance(params, np.ndarray):  # device arrays: not cached
             return
         entry = (weakref.ref(params), key, params.copy(), networks)
-        with self.lock:
-            self.entries[id(params)] = entry
-            self.entries.move_to_end(id(params))
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+        self.recent.put(id(params), entry)
 
 
 _PREDICT_NETWORKS = _NetworkCache(size=4)

@@ -180,6 +180,15 @@ def test_optimizer_updates_agree(ops, name, size, rng):
             assert state_xp[key] == value
 
 
+def test_whole_number_floats_become_indices_that_gather_their_rows(ops, rng):
+    table = rng.normal(size=(6, 3))
+    codes = np.array([5.0, 0.0, 2.0, 2.0, 1.0])
+    index = ops.indices(_on(ops, codes))
+    assert np.asarray(_back(ops, index)).dtype.kind == "i"
+    gathered = ops.take_rows(_on(ops, table), index)
+    assert_array_equal(_back(ops, gathered), table[[5, 0, 2, 2, 1]])
+
+
 def test_rows_are_gathered_and_sums_agree(ops, rng):
     X = rng.normal(size=(20, 4))
     rows = rng.permutation(20)[:7]
