@@ -251,6 +251,29 @@ def _numeric_values(column, name, when):
     return _refuse_infinity(_numbers_from_objects(column, name, when), name, when)
 
 
+def _numeric_block(columns, n_rows, when):
+    """The (name, column) pairs as one float64 array (n_rows, len(columns)),
+    NaN where missing. numpy numeric columns are copied in directly (one
+    infinity check for the whole block: a one-row transform of many columns
+    is then not a few calls per column); others go through
+    :func:`_numeric_values`. Errors name the column."""
+    values = np.empty((n_rows, len(columns)))
+    plain = []
+    for j, (name, column) in enumerate(columns):
+        if isinstance(column, np.ndarray) and column.dtype.kind in "biuf":
+            values[:, j] = column
+            plain.append(j)
+        else:
+            values[:, j] = _numeric_values(column, name, when)
+    if (
+        plain
+        and np.isinf(values[:, plain] if len(plain) < len(columns) else values).any()
+    ):
+        for j in plain:
+            _refuse_infinity(values[:, j], columns[j][0], when)
+    return values
+
+
 def _numbers_from_objects(values, name, when):
     strings = [v for v in values if isinstance(v, (str, bytes))]
     if strings:
@@ -333,6 +356,63 @@ def _fit_quantile_normal(values, name_of):
 _QUANTILE_MARGIN = 1e-7
 
 
+# Up to this many (rows x quantiles), _quantile_normal compares every value
+# with all its column's quantiles at once rather than calling np.interp
+# twice per column (a one-row transform of many columns).
+_VECTOR_LIMIT = 4096
+
+
+def _interpolate_both_ways(values, quantiles, references):
+    """``np.interp(x, q, r) - np.interp(-x, -q[::-1], -r[::-1])`` for every
+    column x of ``values`` with its column q of ``quantiles`` (ascending),
+    all columns at once, with np.interp's arithmetic step for step (the
+    same numbers): for each value, the last of the points at or below it
+    (the first at or above it, reversed), then np.interp's branches."""
+    n_points, columns = quantiles.shape[0], np.arange(values.shape[1])
+    at_or_below = np.count_nonzero(quantiles <= values[:, None, :], axis=1)
+    at_or_above = np.count_nonzero(quantiles >= values[:, None, :], axis=1)
+    # upward: the points q (ascending), the last one at or below x
+    j = np.clip(at_or_below - 1, 0, n_points - 2)
+    up = _interp_step(
+        values,
+        at_or_below - 1,
+        n_points,
+        (quantiles[j, columns], quantiles[j + 1, columns]),
+        (references[j], references[j + 1]),
+        (references[0], references[-1]),
+    )
+    # downward: the points -q reversed; the one at or below -x is q's last
+    # one at or above x, index n_points - at_or_above in q
+    k = np.clip(n_points - at_or_above, 1, n_points - 1)
+    down = _interp_step(
+        -values,
+        at_or_above - 1,
+        n_points,
+        (-quantiles[k, columns], -quantiles[k - 1, columns]),
+        (-references[k], -references[k - 1]),
+        (-references[-1], -references[0]),
+    )
+    return up - down
+
+
+def _interp_step(x, j, n_points, xs, ys, ends):
+    """np.interp's value at x between the points (x0, y0) and (x1, y1),
+    given j, the index of x0 among the n_points (-1: x is below them all;
+    ends: the first and last y)."""
+    (x0, x1), (y0, y1), (first, last) = xs, ys, ends
+    with np.errstate(all="ignore"):
+        slope = (y1 - y0) / (x1 - x0)
+        out = slope * (x - x0) + y0
+        failed = np.isnan(out)
+        if failed.any():  # np.interp then tries from the other end
+            other = slope * (x - x1) + y1
+            other = np.where(np.isnan(other) & (y0 == y1), y0, other)
+            out = np.where(failed, other, out)
+    out = np.where(x == x0, y0, out)
+    out = np.where(j >= n_points - 1, last, out)
+    return np.where(j < 0, first, out)
+
+
 def _quantile_normal(transformer, values):
     """``transformer.transform(values)`` for a fitted QuantileTransformer to a
     normal, without its per-call validation (most of a one-row transform):
@@ -342,11 +422,14 @@ def _quantile_normal(transformer, values):
     1 within it of the highest or above, then the normal quantile of it,
     clipped at the margin. ``values``: finite float64."""
     references, quantiles = transformer.references_, transformer.quantiles_
-    p = np.empty_like(values)
-    for j in range(values.shape[1]):
-        x, q = values[:, j], quantiles[:, j]
-        p[:, j] = np.interp(x, q, references)
-        p[:, j] -= np.interp(-x, -q[::-1], -references[::-1])
+    if values.shape[0] * quantiles.shape[0] <= _VECTOR_LIMIT:
+        p = _interpolate_both_ways(values, quantiles, references)
+    else:  # many rows: np.interp column by column
+        p = np.empty_like(values)
+        for j in range(values.shape[1]):
+            x, q = values[:, j], quantiles[:, j]
+            p[:, j] = np.interp(x, q, references)
+            p[:, j] -= np.interp(-x, -q[::-1], -references[::-1])
     p *= 0.5
     # Within the margin of the highest quantile or above: 1; of the lowest or
     # below: 0 (in this order, as scikit-learn's transform sets them).
@@ -461,23 +544,25 @@ def _declared_codes(fitted, declared):
 
 
 class _DtypeCodes:
-    """:func:`_declared_codes` of a pandas CategoricalDtype object (immutable),
-    remembered for that very object: a one-row transform then skips listing
-    its categories (a fifth of a 40-categorical-column row's transform). A
-    bounded table that holds each dtype it keys by its id, so that the id
-    cannot pass to another object while the entry lives."""
+    """:func:`_declared_codes` of a pandas CategoricalDtype object (immutable)
+    for a fitted column's categories array, remembered for that very pair of
+    objects: a one-row transform then neither lists the dtype's categories
+    nor hashes the fitted ones (most of a 40-categorical-column row's
+    transform). A bounded table that holds both objects it keys by their
+    ids, so that neither id can pass to another object while the entry
+    lives."""
 
     def __init__(self, size):
         self.recent = RecentEntries(size)
 
-    def __call__(self, fitted, dtype):
-        key = (id(dtype), fitted)
+    def __call__(self, categories, dtype):
+        key = (id(dtype), id(categories))
         entry = self.recent.get(key)
-        if entry is not None and entry[0] is dtype:
-            return entry[1]
+        if entry is not None and entry[0] is dtype and entry[1] is categories:
+            return entry[2]
         declared = tuple(dtype.categories.to_numpy(dtype=object))
-        table = _declared_codes(fitted, declared)
-        self.recent.put(key, (dtype, table))
+        table = _declared_codes(tuple(categories), declared)
+        self.recent.put(key, (dtype, categories, table))
         return table
 
 
@@ -486,11 +571,10 @@ _codes_of_dtype = _DtypeCodes(size=256)
 
 def _category_codes(column, categories):
     """0 for missing or unknown, i for the i-th category (1-based)."""
-    if _is_extension_array(column) and isinstance(
-        column.dtype, _pandas().CategoricalDtype
-    ):  # by the dtype's categories, in their order: no key per row
-        table = _codes_of_dtype(tuple(categories), column.dtype)
-        return table[np.asarray(column.codes)]
+    pd = _pandas()
+    if pd is not None and isinstance(column, pd.Categorical):
+        # by the dtype's categories, in their order: no key per row
+        return _codes_of_dtype(categories, column.dtype)[column.codes]
     lookup = _lookup(tuple(categories))
     keys, _ = _keys_and_values(column)
     return np.fromiter((lookup.get(k, 0) for k in keys), dtype=np.intp, count=len(keys))
@@ -505,13 +589,14 @@ def _encoding(n_categories, max_onehot_categories):
     return "onehot" if n_categories <= max_onehot_categories else "code"
 
 
-def _encode(codes, n_categories, encoding):
-    """The output columns of one categorical column, from its codes."""
-    if encoding == "binary":  # first category -1, second +1, missing 0
-        return _BINARY_VALUES[codes][:, None]
-    if encoding == "onehot":  # slot 0: missing or unknown
-        return np.eye(n_categories + 1)[codes]
-    return codes.astype(np.float64)[:, None]
+def _one_hot(codes, sizes):
+    """One-hot slots of columns of codes (n_rows, k): column j's ``sizes[j]``
+    slots side by side, slot ``codes[:, j]`` of them 1, the rest 0."""
+    out = np.zeros((codes.shape[0], sum(sizes)))
+    if codes.size:
+        offsets = np.cumsum([0, *sizes[:-1]])
+        out[np.arange(codes.shape[0])[:, None], codes + offsets] = 1.0
+    return out
 
 
 # --- the estimator -----------------------------------------------------------
@@ -740,13 +825,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             "numeric": len(self.center_),
             "indicator": len(self.missing_indicator_features_),
             "binary": int(np.sum(self.categorical_encodings_ == "binary")),
-            "onehot": sum(
-                len(c) + 1
-                for c, e in zip(
-                    self.categories_, self.categorical_encodings_, strict=True
-                )
-                if e == "onehot"
-            ),
+            "onehot": sum(self._slots("onehot")),
             "code": int(np.sum(self.categorical_encodings_ == "code")),
         }
         kinds = np.array(
@@ -756,16 +835,16 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.numeric_columns_ = np.flatnonzero(kinds == "numeric")
         self.onehot_columns_ = np.flatnonzero(kinds == "onehot")
         self.code_columns_ = np.flatnonzero(kinds == "code")
-        self.code_cardinalities_ = np.array(
-            [
-                len(c) + 1
-                for c, e in zip(
-                    self.categories_, self.categorical_encodings_, strict=True
-                )
-                if e == "code"
-            ],
-            dtype=np.intp,
-        )
+        self.code_cardinalities_ = np.array(self._slots("code"), dtype=np.intp)
+
+    def _slots(self, encoding):
+        """1 + the number of categories, for each categorical column encoded
+        as ``encoding``: its one-hot slots, or its codes' range."""
+        return [
+            len(c) + 1
+            for c, e in zip(self.categories_, self.categorical_encodings_, strict=True)
+            if e == encoding
+        ]
 
     def transform(self, X):
         """Encode X with what fit learned.
@@ -786,12 +865,15 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         if not _has_the_fitted_columns(self, table):  # else nothing to check
             validate_data(self, table, reset=False, skip_check_array=True)
         columns = _columns(table)
-        numeric = [
-            c for c, cat in zip(columns, self.is_categorical_, strict=True) if not cat
-        ]
-        values = _stack(
-            [_numeric_values(c, name, "transform") for name, c in numeric],
-            n_rows=table.shape[0],
+        n_rows = table.shape[0]
+        values = _numeric_block(
+            [
+                c
+                for c, cat in zip(columns, self.is_categorical_, strict=True)
+                if not cat
+            ],
+            n_rows,
+            "transform",
         )
         position = np.cumsum(~self.is_categorical_) - 1
         blocks = [
@@ -802,16 +884,19 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 np.float64
             ),
         ]
-        categorical = [
+        codes = {kind: [] for kind in ("binary", "onehot", "code")}
+        categorical = (
             c for c, cat in zip(columns, self.is_categorical_, strict=True) if cat
-        ]
-        encoded = {kind: [] for kind in ("binary", "onehot", "code")}
+        )
         for (_, column), categories, encoding in zip(
             categorical, self.categories_, self.categorical_encodings_, strict=True
         ):
-            codes = _category_codes(column, categories)
-            encoded[encoding].append(_encode(codes, len(categories), encoding))
-        blocks += [b for kind in ("binary", "onehot", "code") for b in encoded[kind]]
+            codes[encoding].append(_category_codes(column, categories))
+        blocks += [
+            _BINARY_VALUES[_stack(codes["binary"], n_rows, np.intp)],
+            _one_hot(_stack(codes["onehot"], n_rows, np.intp), self._slots("onehot")),
+            _stack(codes["code"], n_rows, np.intp).astype(np.float64),
+        ]
         return np.hstack(blocks)
 
     def get_feature_names_out(self, input_features=None):
@@ -855,8 +940,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _stack(columns, n_rows=None):
+def _stack(columns, n_rows=None, dtype=np.float64):
     """Columns side by side as (n_rows, len(columns)), also for no column."""
     if columns:
         return np.column_stack(columns)
-    return np.empty((n_rows or 0, 0))
+    return np.empty((n_rows or 0, 0), dtype=dtype)

@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmlp import TabularPreprocessor
+from skmlp import TabularPreprocessor, _preprocessing
 
 settings.register_profile("ci", max_examples=60, derandomize=True)
 settings.register_profile("thorough", max_examples=1000)
@@ -116,11 +116,16 @@ def test_quantile_normal_maps_the_kth_of_n_values_to_the_normal_quantile_k_over_
     np.testing.assert_allclose(Z_missing, [[0.0]], atol=1e-12)  # the median
 
 
-def test_quantile_normal_transform_equals_scikit_learns_quantile_transformer():
+@pytest.mark.parametrize("limit", [0, 10**9], ids=["np.interp", "all at once"])
+def test_quantile_normal_transform_equals_scikit_learns_quantile_transformer(
+    monkeypatch, limit
+):
     # skmlp maps through the fitted QuantileTransformer's quantiles itself
     # (its transform's validation cost a one-row predict 3 ms); scikit-learn's
     # transform is the reference: ties, the fitted extremes, values beyond
-    # them, a heavy tail and a column of two values.
+    # them, a heavy tail and a column of two values. Both of skmlp's ways:
+    # np.interp per column (many rows), every column at once (few rows).
+    monkeypatch.setattr(_preprocessing, "_VECTOR_LIMIT", limit)
     rng = np.random.RandomState(0)
     fit_rows = np.column_stack(
         [
@@ -146,6 +151,26 @@ def test_quantile_normal_transform_equals_scikit_learns_quantile_transformer():
     )
     expected = pre.quantile_transformer_.transform(new)
     np.testing.assert_allclose(pre.transform(new), expected, rtol=0, atol=1e-12)
+
+
+def test_quantile_normal_gives_a_row_alone_the_numbers_it_gets_among_many():
+    # A few rows are mapped all columns at once, many rows by np.interp per
+    # column: a row's features must not depend on the way, to the last bit
+    # (ties, every fitted quantile and its neighbouring floats, beyond).
+    rng = np.random.RandomState(1)
+    fit_rows = np.column_stack(
+        [rng.randint(0, 4, 900).astype(float), rng.standard_t(2, 900)]
+    )
+    pre = TabularPreprocessor(numeric_transform="quantile_normal").fit(fit_rows)
+    q = pre.quantile_transformer_.quantiles_
+    new = np.vstack(
+        [q, np.nextafter(q, np.inf), np.nextafter(q, -np.inf), q - 1, q + 1]
+        + [rng.standard_t(2, (400, 2))]
+    )
+    assert len(new) * len(q) > _preprocessing._VECTOR_LIMIT  # np.interp's way
+    whole = pre.transform(new)
+    alone = np.vstack([pre.transform(row[None, :]) for row in new])
+    np.testing.assert_array_equal(alone, whole)
 
 
 # --- categorical columns -----------------------------------------------------
