@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._activations import ACTIVATIONS
+from ._ops import NUMPY
 
 TWO_PI = 2 * math.pi
 
@@ -158,9 +159,19 @@ def _bias_gradient(ops, delta, ones, exact_sums, out):
 
 
 class Layer:
-    """Base: a layer with no parameters and no fixed state."""
+    """Base: a layer with no parameters and no fixed state.
+
+    ``predict_bags(P, X)``, where a layer has it: the outputs of B copies of
+    the layer, each with its own parameters, for prediction only (numpy, no
+    backward pass), with the arithmetic of ``forward``'s numpy path: P's
+    arrays have a leading bag axis (B, *shape); X is (n, d), one input for
+    every copy, or (B, n, d); the output is (B, n, d_out) (or (n, d_out)
+    for a layer without parameters given (n, d)). Several trained networks
+    of the same layers (bags) then predict in one pass.
+    """
 
     params = ()
+    predict_bags = None
 
     def initialize(self, P, X, rng):
         """Fill the parameter views ``P`` (host numpy arrays) before training;
@@ -267,6 +278,17 @@ class Dense(Layer):
         """The layer's output for X, keeping nothing for a backward pass."""
         return self._activate(ops, ops.matmul(X, W, out), b)[0]
 
+    def predict_bags(self, P, X):
+        """(Layer.predict_bags.) An output layer returns c X W + b: its
+        output activation is the caller's."""
+        z = np.matmul(X, P["W"])
+        if self.ntk:
+            z *= self.scale
+        z += P["b"][:, None, :]
+        if self.output is not None:
+            return z
+        return ACTIVATIONS[self.activation].forward(z)
+
     def forward(self, P, G, X, ctx):
         ops, W, k = ctx.ops, P["W"], ctx.index
         z = ops.matmul(X, W, None if ctx.outputs is None else ctx.outputs[k])  # X W
@@ -369,6 +391,11 @@ class ParametricActivation(Layer):
 
         return Y, backprop
 
+    def predict_bags(self, P, X):
+        """(Layer.predict_bags.)"""
+        difference = ACTIVATIONS[self.activation].forward(X.copy()) - X
+        return X + P["alpha"][:, None, :] * difference
+
 
 class Scale(Layer):
     """A learnable per-feature scale (RealMLP's first layer, lr x6 there):
@@ -393,6 +420,10 @@ class Scale(Layer):
             return dY * s
 
         return X * s, backprop
+
+    def predict_bags(self, P, X):
+        """(Layer.predict_bags.)"""
+        return X * P["s"][:, None, :]
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -457,6 +488,10 @@ class Dropout(Layer):
                 mask = ctx.ops.astype_like(ctx.ops.asarray(host), X)
         return X * mask, lambda dY: dY * mask
 
+    def predict_bags(self, P, X):
+        """(Layer.predict_bags.) The identity, as outside training."""
+        return X
+
 
 class _ColumnSplit:
     """The numeric columns an embedding encodes, and the ones it passes on.
@@ -477,6 +512,13 @@ class _ColumnSplit:
         numeric = xp.take(X, ctx.ops.asarray(self.numeric), axis=1)
         others = xp.take(X, ctx.ops.asarray(self.others), axis=1)
         return numeric, others
+
+    def split_bags(self, X, n_bags):
+        """numeric (..., n, m) and others (B, n, rest) of X (n, d) or (B, n, d)."""
+        others = X[..., self.others]
+        return X[..., self.numeric], np.broadcast_to(
+            others, (n_bags,) + others.shape[-2:]
+        )
 
     def merge_gradients(self, ctx, d_numeric, d_others):
         """dL/dX in input column order from the two parts' gradients."""
@@ -583,6 +625,19 @@ class PeriodicEmbedding(Layer):
 
         return Y, backprop
 
+    def predict_bags(self, P, X):
+        """(Layer.predict_bags.)"""
+        w, phi, V, c = P["w"], P["phi"], P["V"], P["c"]
+        n_bags, n = w.shape[0], X.shape[-2]
+        numeric, others = self.columns.split_bags(X, n_bags)
+        x = np.swapaxes(numeric, -1, -2)[..., None]  # (B or none, m, n, 1)
+        u = (TWO_PI * x) * w[:, :, None, :] + phi[:, :, None, :]  # (B, m, n, F)
+        e = np.matmul(np.cos(u), V) + c[:, :, None, :]  # (B, m, n, p)
+        x = np.broadcast_to(x, e.shape[:-1] + (1,))
+        blocks = np.concatenate([x, e], axis=3)  # (B, m, n, 1 + p)
+        flat = np.swapaxes(blocks, 1, 2).reshape(n_bags, n, -1)
+        return np.concatenate([flat, others], axis=2)
+
 
 class PiecewiseLinearEncoding(Layer):
     """Piecewise-linear encoding of numeric columns (Gorishniy et al., 2022).
@@ -679,6 +734,13 @@ class PiecewiseLinearEncoding(Layer):
             )
 
         return Y, backprop
+
+    def predict_bags(self, P, X):
+        """(Layer.predict_bags.) No parameters: the bags share the encoding,
+        so X (n, d) gives one output (n, d_out) for them all."""
+        rows = X.reshape(-1, X.shape[-1])
+        Y, _ = self.forward(P, None, rows, Context(NUMPY))
+        return Y.reshape(X.shape[:-1] + (Y.shape[-1],))
 
 
 class EnsembleAdapter(Layer):
@@ -888,3 +950,17 @@ class CategoricalEmbedding(Layer):
             )
 
         return Y, backprop
+
+    def predict_bags(self, P, X):
+        """(Layer.predict_bags.)"""
+        n_bags = P["E0"].shape[0] if self.cardinalities else 1
+        codes, others = self.columns.split_bags(X, n_bags)
+        codes = codes.astype(np.intp)
+        if codes.ndim == 2:  # one input for every bag: the same rows of each
+            blocks = [P[f"E{i}"][:, codes[:, i]] for i in range(codes.shape[1])]
+        else:
+            blocks = [
+                np.take_along_axis(P[f"E{i}"], codes[:, :, i, None], axis=1)
+                for i in range(codes.shape[2])
+            ]
+        return np.concatenate(blocks + [others], axis=2)

@@ -157,7 +157,8 @@ class Network:
             backprops.append(backprop)
         return a, backprops
 
-    def _activate(self, Z):
+    def activate(self, Z):
+        """The output activation of the last layer's pre-activations Z."""
         output = _output(self.output)
         if self.ops.is_numpy:
             return output.activate(Z)
@@ -166,7 +167,7 @@ class Network:
     def predict(self, X):
         """The output layer's activations, averaged over members: (n, n_outputs)."""
         Z, _ = self.forward(X)
-        P = self._activate(Z)
+        P = self.activate(Z)
         k = self.n_members
         if k == 1:
             return P
@@ -195,7 +196,7 @@ class Network:
         """The training objective of :meth:`loss_and_grad`, without the gradient."""
         Z, _ = self.forward(X, ctx)
         Yk, w = self._member_targets(Y, sample_weight, weight_sum)
-        loss = self.ops.output_loss(_output(self.output), Yk, self._activate(Z), w)
+        loss = self.ops.output_loss(_output(self.output), Yk, self.activate(Z), w)
         if alpha:
             loss += self._penalty(alpha, self._weight_sum(X, sample_weight, weight_sum))
         return loss
@@ -228,7 +229,7 @@ class Network:
         Z, backprops = self.forward(X, ctx)
         Yk, w = self._member_targets(Y, sample_weight, weight_sum)
         loss, delta = self.ops.output_loss_and_delta(
-            _output(self.output), Yk, self._activate(Z), w
+            _output(self.output), Yk, self.activate(Z), w
         )
         for backprop in reversed(backprops):
             delta = backprop(delta)

@@ -458,7 +458,7 @@ class _BaseTabularMLP(BaseEstimator):
                 if ops.is_numpy
                 else ops.xp.astype(params, getattr(ops.xp, np.dtype(dtype).name))
             )
-        networks = [
+        networks = _Bags(
             Network(
                 self.layers_,
                 self._output(),
@@ -468,7 +468,8 @@ class _BaseTabularMLP(BaseEstimator):
                 trainable=False,
             )
             for bag in range(params.shape[0])
-        ]
+        )
+        networks.stack(params)
         _PREDICT_NETWORKS.put(self.params_, key, networks)
         return networks
 
@@ -525,7 +526,10 @@ class _BaseTabularMLP(BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self.layers_ = layers
-        self.params_ = _stack_rows([r.params for r in results])
+        params = _stack_rows([r.params for r in results])
+        if isinstance(params, np.ndarray):  # predict's networks then stay valid
+            params.flags.writeable = False  # for as long as the array lives
+        self.params_ = params
         first = results[0]
         self.loss_curve_ = first.loss_curve
         self.validation_scores_ = first.validation_scores
@@ -610,7 +614,9 @@ class TabularMLPClassifier(ClassifierMixin, _BaseTabularMLP):
     preprocessor_ : TabularPreprocessor
     layers_ : list of layers
     params_ : ndarray of shape (n_bags, n_parameters)
-        Each bag's flat parameter vector, of its kept (best) epoch.
+        Each bag's flat parameter vector, of its kept (best) epoch. A numpy
+        array is read-only (predict reuses the networks it built on it);
+        assign an edited copy to change the weights.
     loss_curve_ : list of float
         Mean training loss of each epoch (of the first bag).
     validation_scores_ : list of float or None
@@ -956,9 +962,11 @@ class _NetworkCache:
     one-row predict): a few recent ones, held here rather than on the
     estimator (whose __dict__ predict must not change). An entry serves only
     the very array it was built for (a weak reference: a new fit's array
-    never meets an old one's networks) and only while that array still
-    holds the values it had (a copy is compared: weights edited in place
-    rebuild the networks)."""
+    never meets an old one's networks) and only while that array holds the
+    values it had: fit leaves ``params_`` read-only (and the owner of its
+    data), so that identity suffices while it stays so; for any other array
+    (one unpickled, or assigned) a copy of its values is kept and compared,
+    and weights edited in place rebuild the networks."""
 
     def __init__(self, size):
         self.recent = RecentEntries(size)
@@ -967,14 +975,18 @@ class _NetworkCache:
         entry = self.recent.get(id(params))
         if entry is None or entry[0]() is not params or entry[1] != key:
             return None
-        if not np.array_equal(entry[2], params):  # edited in place
+        if entry[2] is None and params.flags.writeable:  # made writeable since
             return None
+        if entry[2] is not None and not np.array_equal(entry[2], params):
+            return None  # edited in place
         return entry[3]
 
     def put(self, params, key, networks):
         if not isinstance(params, np.ndarray):  # device arrays: not cached
             return
-        entry = (weakref.ref(params), key, params.copy(), networks)
+        frozen = not params.flags.writeable and params.flags.owndata
+        values = None if frozen else params.copy()  # a view: its base may change
+        entry = (weakref.ref(params), key, values, networks)
         self.recent.put(id(params), entry)
 
 
@@ -988,8 +1000,46 @@ def _stack_rows(vectors):
     return engine_of(vectors[0]).xp.stack(vectors)
 
 
+class _Bags(list):
+    """The bags' networks (a list), and where every layer can predict for
+    all bags at once (``Layer.predict_bags``: numpy, one member), their
+    weights as per-layer views with a leading bag axis: a prediction is then
+    one pass through the layers instead of one per bag (a one-row predict
+    is mostly per-call overhead)."""
+
+    views = None
+
+    def stack(self, params):
+        """Views of params (n_bags, n_parameters), the networks' weights."""
+        first = self[0]
+        if not (first.ops.is_numpy and first.n_members == 1):
+            return
+        if any(layer.predict_bags is None for layer in first.layers):
+            return
+        views = [{} for _ in first.layers]
+        for i, p, start, stop in first.layout:
+            views[i][p.name] = params[:, start:stop].reshape((-1, *p.shape))
+        self.views = views
+
+    def predict(self, X):
+        """The mean over bags of the outputs for X, through every layer's
+        predict_bags."""
+        first, a = self[0], X
+        for layer, P in zip(first.layers, self.views, strict=True):
+            a = layer.predict_bags(P, a)
+        n_bags, n, width = a.shape
+        out = first.activate(a.reshape(n_bags * n, width))
+        out = out.reshape(n_bags, n, width)
+        total = out[0]
+        for other in out[1:]:
+            total = total + other
+        return total / n_bags if n_bags > 1 else total
+
+
 def _mean_prediction(nets, X):
     """The mean of the networks' outputs for X (each already its members' mean)."""
+    if getattr(nets, "views", None) is not None:
+        return nets.predict(X)
     total = nets[0].predict(X)
     for net in nets[1:]:
         total = total + net.predict(X)

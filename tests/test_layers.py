@@ -562,3 +562,52 @@ def test_dropout_masks_keep_the_expected_share_and_mean_one():
     assert_allclose(backprop(np.ones_like(X)), Y)  # the same mask backward
     evaluated, _ = Dropout(0.3).forward({}, {}, X, Context(NUMPY, train=False))
     assert evaluated is X
+
+
+def _bag_cases():
+    """The layers with predict_bags, and an input for them (codes in
+    columns 1 and 4 for the embedding)."""
+    cases = {
+        name: layer
+        for name, (layer, _) in _layer_cases().items()
+        if layer.predict_bags is not None
+    }
+    cases["dropout"] = Dropout(0.3)
+    cases["output_dense"] = Dense(D, 3, ntk=True, init="data", output=None)
+    cases["embedding"] = CategoricalEmbedding(D, [1, 4], [3, 5], dim=2)
+    return cases
+
+
+BAG_LAYERS = sorted(_bag_cases())
+
+
+@pytest.mark.parametrize("shared_input", [True, False])
+@pytest.mark.parametrize("name", BAG_LAYERS)
+def test_predict_bags_gives_each_bags_forward(name, shared_input):
+    # B = 3 copies of a layer, each with its own parameters, in one call:
+    # bag b's slice must be what the layer's forward gives with bag b's
+    # parameters (its own input slice when the input has a bag axis).
+    layer = _bag_cases()[name]
+    rng = np.random.RandomState(3)
+    inputs = rng.normal(size=(3, N, D))
+    inputs[:, :, 1] = rng.randint(0, 3, size=(3, N))  # codes for the embedding
+    inputs[:, :, 4] = rng.randint(0, 5, size=(3, N))
+    nets = []
+    for b in range(3):
+        net = Network([layer], "identity").initialize(inputs[b], rng)
+        net.params += 0.1 * rng.normal(size=net.params.shape)
+        nets.append(net)
+    flat = np.stack([net.params for net in nets])
+    P = {
+        p.name: flat[:, start:stop].reshape((3, *p.shape))
+        for _, p, start, stop in nets[0].layout
+    }
+    X = inputs[0] if shared_input else inputs
+    stacked = layer.predict_bags(P, X)
+    for b, net in enumerate(nets):
+        own, _ = layer.forward(
+            net.views[0], None, X if shared_input else X[b], Context(NUMPY)
+        )
+        got = stacked if stacked.ndim == 2 else stacked[b]
+        assert_allclose(got, own, rtol=1e-12, atol=1e-14)
+

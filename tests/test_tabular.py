@@ -410,6 +410,7 @@ def test_a_bagged_prediction_averages_its_bags_probabilities():
     features = model.preprocessor_.transform(X[:10])
     per_bag = [_softmax_of(net, features) for net in model._networks(np.float64)]
     assert len(per_bag) == 3
+    assert model._networks(np.float64).views is not None  # one pass for all bags
     assert_allclose(model.predict_proba(X[:10]), np.mean(per_bag, axis=0), rtol=1e-6)
     assert not np.allclose(per_bag[0], per_bag[1], rtol=1e-3)
 
@@ -418,6 +419,7 @@ def test_a_bagged_regression_averages_the_bags_before_clipping():
     X, y = load_diabetes(return_X_y=True)
     params = dict(SMALL, numeric_embedding="piecewise_linear")
     model = TabularMLPRegressor(**dict(params, n_bags=2)).fit(X, y)
+    assert model._networks(np.float64).views is not None  # one pass for all bags
     features = model.preprocessor_.transform(X[:20])
     standardised = np.mean(
         [net.predict(features) for net in model._networks(np.float64)], axis=0
@@ -449,10 +451,23 @@ def test_predict_answers_for_the_weights_the_model_holds_now():
     X, y = load_breast_cancer(return_X_y=True)
     model = TabularMLPClassifier(**dict(SMALL, n_bags=2)).fit(X, y)
     before = model.predict_proba(X[:20])
+    with pytest.raises(ValueError, match="read-only"):
+        model.params_[1] *= 0.5  # fit's weights are read-only
+    assert_allclose(model.predict_proba(X[:20]), before, rtol=0, atol=0)
+    model.params_.flags.writeable = True  # made writeable: edits are seen
     model.params_[1] *= 0.5  # the second bag's weights, in place
     edited = model.predict_proba(X[:20])
     assert not np.allclose(edited, before)
     assert_allclose(edited, copy.deepcopy(model).predict_proba(X[:20]), rtol=1e-12)
+    model.params_[1] *= 2.0  # and again, now that its values are compared
+    assert_allclose(model.predict_proba(X[:20]), before, rtol=1e-12)
+    # a read-only view of a writeable array: edits through the base are seen
+    base = model.params_.copy()
+    model.params_ = base[:]
+    model.params_.flags.writeable = False
+    model.predict_proba(X[:20])
+    base[1] *= 0.5
+    assert_allclose(model.predict_proba(X[:20]), edited, rtol=1e-12)
     model.set_params(random_state=1).fit(X, y)
     refit = TabularMLPClassifier(**dict(SMALL, n_bags=2, random_state=1)).fit(X, y)
     assert_allclose(model.predict_proba(X[:20]), refit.predict_proba(X[:20]))
