@@ -354,12 +354,19 @@ def _fit_quantile_normal(values, name_of):
 # QuantileTransformer's margin: probabilities within it of 0 or 1 are
 # clipped before the normal quantile (scikit-learn's BOUNDS_THRESHOLD).
 _QUANTILE_MARGIN = 1e-7
+# The normal quantiles of the margin and of 1 - margin: the output's clip.
+_NORMAL_BOUNDS = tuple(
+    float(ndtri(p))
+    for p in (_QUANTILE_MARGIN - np.spacing(1), 1 - (_QUANTILE_MARGIN - np.spacing(1)))
+)
 
 
-# Up to this many (rows x quantiles), _quantile_normal compares every value
-# with all its column's quantiles at once rather than calling np.interp
-# twice per column (a one-row transform of many columns).
+# Up to this many (rows x quantiles), and from this many columns on,
+# _quantile_normal compares every value with all its column's quantiles at
+# once rather than calling np.interp twice per column: a one-row transform of
+# many columns (all at once costs about as much as ten columns' np.interp).
 _VECTOR_LIMIT = 4096
+_VECTOR_MIN_COLUMNS = 12
 
 
 def _interpolate_both_ways(values, quantiles, references):
@@ -422,7 +429,8 @@ def _quantile_normal(transformer, values):
     1 within it of the highest or above, then the normal quantile of it,
     clipped at the margin. ``values``: finite float64."""
     references, quantiles = transformer.references_, transformer.quantiles_
-    if values.shape[0] * quantiles.shape[0] <= _VECTOR_LIMIT:
+    n_rows, n_columns = values.shape
+    if n_rows * len(quantiles) <= _VECTOR_LIMIT and n_columns >= _VECTOR_MIN_COLUMNS:
         p = _interpolate_both_ways(values, quantiles, references)
     else:  # many rows: np.interp column by column
         p = np.empty_like(values)
@@ -435,10 +443,10 @@ def _quantile_normal(transformer, values):
     # below: 0 (in this order, as scikit-learn's transform sets them).
     p[values + _QUANTILE_MARGIN > quantiles[-1]] = 1.0
     p[values - _QUANTILE_MARGIN < quantiles[0]] = 0.0
-    margin = _QUANTILE_MARGIN - np.spacing(1)
     with np.errstate(divide="ignore"):
         z = ndtri(p)
-    return np.clip(z, ndtri(margin), ndtri(1 - margin))
+    np.maximum(z, _NORMAL_BOUNDS[0], out=z)
+    return np.minimum(z, _NORMAL_BOUNDS[1], out=z)
 
 
 def _transform_numeric(values, center, scale, quantile_transformer):
@@ -544,29 +552,44 @@ def _declared_codes(fitted, declared):
 
 
 class _DtypeCodes:
-    """:func:`_declared_codes` of a pandas CategoricalDtype object (immutable)
-    for a fitted column's categories array, remembered for that very pair of
-    objects: a one-row transform then neither lists the dtype's categories
-    nor hashes the fitted ones (most of a 40-categorical-column row's
-    transform). A bounded table that holds both objects it keys by their
-    ids, so that neither id can pass to another object while the entry
-    lives."""
+    """The codes (as :func:`_category_codes` gives them) of pandas
+    categorical columns, from their dtypes' codes through one table: for
+    fitted columns' categories arrays ``fitted`` and the columns' dtypes
+    (CategoricalDtype objects, immutable), column j's code c (-1: missing)
+    becomes ``table[offsets[j] + c + 1]``. Remembered for those very objects,
+    so that a one-row transform neither lists the dtypes' categories nor
+    hashes the fitted ones, and codes all its categorical columns in one
+    lookup (most of a 40-categorical-column row's transform otherwise). A
+    bounded table that holds the objects it keys by their ids, so that no id
+    can pass to another object while the entry lives."""
 
     def __init__(self, size):
         self.recent = RecentEntries(size)
 
-    def __call__(self, categories, dtype):
-        key = (id(dtype), id(categories))
+    def __call__(self, fitted, dtypes):
+        key = tuple(map(id, fitted)) + tuple(map(id, dtypes))
         entry = self.recent.get(key)
-        if entry is not None and entry[0] is dtype and entry[1] is categories:
-            return entry[2]
-        declared = tuple(dtype.categories.to_numpy(dtype=object))
-        table = _declared_codes(tuple(categories), declared)
-        self.recent.put(key, (dtype, categories, table))
-        return table
+        if entry is not None and _same_objects(entry[0], fitted + dtypes):
+            return entry[1], entry[2]
+        tables = [
+            _declared_codes(
+                tuple(categories), tuple(dtype.categories.to_numpy(dtype=object))
+            )
+            for categories, dtype in zip(fitted, dtypes, strict=True)
+        ]
+        # each table ends with code -1's entry; put it first, for code + 1
+        tables = [np.roll(t, 1) for t in tables]
+        offsets = np.cumsum([0] + [len(t) for t in tables[:-1]]).astype(np.intp)
+        table = np.concatenate(tables) if tables else np.zeros(0, np.intp)
+        self.recent.put(key, (fitted + dtypes, table, offsets + 1))
+        return table, offsets + 1
 
 
-_codes_of_dtype = _DtypeCodes(size=256)
+def _same_objects(a, b):
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+_codes_of_dtypes = _DtypeCodes(size=64)
 
 
 def _category_codes(column, categories):
@@ -574,10 +597,29 @@ def _category_codes(column, categories):
     pd = _pandas()
     if pd is not None and isinstance(column, pd.Categorical):
         # by the dtype's categories, in their order: no key per row
-        return _codes_of_dtype(categories, column.dtype)[column.codes]
+        table, offsets = _codes_of_dtypes((categories,), (column.dtype,))
+        return table[column.codes + offsets[0]]
     lookup = _lookup(tuple(categories))
     keys, _ = _keys_and_values(column)
     return np.fromiter((lookup.get(k, 0) for k in keys), dtype=np.intp, count=len(keys))
+
+
+def _all_category_codes(columns, fitted, n_rows):
+    """(n_rows, k) codes of the k categorical columns (:func:`_category_codes`
+    each), all categorical-dtype columns through one table lookup."""
+    pd = _pandas()
+    if pd is None or not all(isinstance(c, pd.Categorical) for c in columns):
+        return _stack(
+            [_category_codes(c, f) for c, f in zip(columns, fitted, strict=True)],
+            n_rows,
+            np.intp,
+        )
+    table, offsets = _codes_of_dtypes(tuple(fitted), tuple(c.dtype for c in columns))
+    codes = np.empty((n_rows, len(columns)), dtype=np.intp)
+    for j, column in enumerate(columns):
+        codes[:, j] = column.codes
+    codes += offsets
+    return table[codes]
 
 
 _BINARY_VALUES = np.array([0.0, -1.0, 1.0])  # by code: missing, first, second
@@ -860,7 +902,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         X_out : ndarray of shape (n_samples, n_features_out)
             The features, in the order of ``feature_kinds_``.
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "feature_kinds_")  # cheaper than a scan
         table = _as_table(X, self, fitting=False)
         if not _has_the_fitted_columns(self, table):  # else nothing to check
             validate_data(self, table, reset=False, skip_check_array=True)
@@ -884,18 +926,20 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 np.float64
             ),
         ]
-        codes = {kind: [] for kind in ("binary", "onehot", "code")}
-        categorical = (
-            c for c, cat in zip(columns, self.is_categorical_, strict=True) if cat
+        codes = _all_category_codes(
+            [
+                c
+                for (_, c), cat in zip(columns, self.is_categorical_, strict=True)
+                if cat
+            ],
+            self.categories_,
+            n_rows,
         )
-        for (_, column), categories, encoding in zip(
-            categorical, self.categories_, self.categorical_encodings_, strict=True
-        ):
-            codes[encoding].append(_category_codes(column, categories))
+        encodings = self.categorical_encodings_
         blocks += [
-            _BINARY_VALUES[_stack(codes["binary"], n_rows, np.intp)],
-            _one_hot(_stack(codes["onehot"], n_rows, np.intp), self._slots("onehot")),
-            _stack(codes["code"], n_rows, np.intp).astype(np.float64),
+            _BINARY_VALUES[codes[:, encodings == "binary"]],
+            _one_hot(codes[:, encodings == "onehot"], self._slots("onehot")),
+            codes[:, encodings == "code"].astype(np.float64),
         ]
         return np.hstack(blocks)
 

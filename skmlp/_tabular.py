@@ -488,7 +488,7 @@ class _BaseTabularMLP(BaseEstimator):
         dispatch) takes X of that namespace and device: X comes to the host
         for the preprocessing, each chunk's features go to the device, and
         the outputs stay there (in float32 on a device without float64)."""
-        check_is_fitted(self)
+        check_is_fitted(self, "params_")  # cheaper than a scan
         ops = self._engine(X, method)
         if ops.is_numpy:
             nets = self._networks(np.float64)

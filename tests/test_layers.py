@@ -610,4 +610,3 @@ def test_predict_bags_gives_each_bags_forward(name, shared_input):
         )
         got = stacked if stacked.ndim == 2 else stacked[b]
         assert_allclose(got, own, rtol=1e-12, atol=1e-14)
-

@@ -126,6 +126,7 @@ def test_quantile_normal_transform_equals_scikit_learns_quantile_transformer(
     # them, a heavy tail and a column of two values. Both of skmlp's ways:
     # np.interp per column (many rows), every column at once (few rows).
     monkeypatch.setattr(_preprocessing, "_VECTOR_LIMIT", limit)
+    monkeypatch.setattr(_preprocessing, "_VECTOR_MIN_COLUMNS", 1)
     rng = np.random.RandomState(0)
     fit_rows = np.column_stack(
         [
@@ -153,7 +154,9 @@ def test_quantile_normal_transform_equals_scikit_learns_quantile_transformer(
     np.testing.assert_allclose(pre.transform(new), expected, rtol=0, atol=1e-12)
 
 
-def test_quantile_normal_gives_a_row_alone_the_numbers_it_gets_among_many():
+def test_quantile_normal_gives_a_row_alone_the_numbers_it_gets_among_many(
+    monkeypatch,
+):
     # A few rows are mapped all columns at once, many rows by np.interp per
     # column: a row's features must not depend on the way, to the last bit
     # (ties, every fitted quantile and its neighbouring floats, beyond).
@@ -168,6 +171,7 @@ def test_quantile_normal_gives_a_row_alone_the_numbers_it_gets_among_many():
         + [rng.standard_t(2, (400, 2))]
     )
     assert len(new) * len(q) > _preprocessing._VECTOR_LIMIT  # np.interp's way
+    monkeypatch.setattr(_preprocessing, "_VECTOR_MIN_COLUMNS", 1)  # rows alone
     whole = pre.transform(new)
     alone = np.vstack([pre.transform(row[None, :]) for row in new])
     np.testing.assert_array_equal(alone, whole)
@@ -267,6 +271,35 @@ def test_categorical_dtypes_in_any_order_of_categories_code_by_value():
             column = pd.Categorical(values, categories=order)
             Z = pre.transform(pd.DataFrame({"c": column}))
             np.testing.assert_array_equal(Z, expected)
+
+
+def test_many_categorical_dtype_columns_code_as_their_object_columns_do():
+    # The categorical-dtype columns of a frame are coded through one table
+    # (each column's codes shifted into its own stretch): every column,
+    # missing values (pandas code -1) and unknown categories included, must
+    # code as the same values in object columns do (a key per value).
+    rng = np.random.RandomState(0)
+    names = [list("ab"), list("pqrst"), [f"v{i}" for i in range(30)], list("xyz")]
+    fit = pd.DataFrame(
+        {f"c{j}": rng.choice(levels, 60) for j, levels in enumerate(names)}
+    )
+    pre = TabularPreprocessor(max_onehot_categories=8).fit(fit.astype("category"))
+    assert sorted(set(pre.categorical_encodings_)) == ["binary", "code", "onehot"]
+    new = {}
+    for j, levels in enumerate(names):
+        values = rng.choice(levels, 25).astype(object)
+        values[[j, 4 + j]] = None, "unseen"
+        new[f"c{j}"] = values
+    objects = pd.DataFrame(new)
+    dtypes = objects.astype("category")
+    assert dtypes.isna().any().all()  # code -1 in every column
+    expected = pre.transform(objects)
+    for _ in range(2):  # built, then remembered
+        np.testing.assert_array_equal(pre.transform(dtypes), expected)
+        for i in range(3):  # one row alone, as a one-row predict sends it
+            np.testing.assert_array_equal(
+                pre.transform(dtypes.iloc[i : i + 1]), expected[i : i + 1]
+            )
 
 
 def test_strings_in_fit_match_numbers_at_transform():
