@@ -114,6 +114,9 @@ _BATCH_SIZES = ((1024, 64), (30_000, 256), (100_000, 512))
 _SCALE_WD, _SMALL_WD = 6.0, 0.1
 _INIT_ROWS = 1024  # rows the data-dependent initialisation looks at
 _PREDICT_ROWS = 8192  # rows per chunk at predict time (bounded memory)
+_ONE_PASS_ROWS = 256  # up to this many rows, all bags in one pass (one call
+# per layer instead of one per bag and layer: per-call overhead, not work, is
+# most of a small predict's time)
 
 
 def auto_batch_size(n_samples):
@@ -1029,21 +1032,25 @@ class _Bags(list):
             a = layer.predict_bags(P, a)
         n_bags, n, width = a.shape
         out = first.activate(a.reshape(n_bags * n, width))
-        out = out.reshape(n_bags, n, width)
-        total = out[0]
-        for other in out[1:]:
-            total = total + other
-        return total / n_bags if n_bags > 1 else total
+        return _average(out.reshape(n_bags, n, width))
+
+
+def _average(outputs):
+    """The mean of a sequence of equally shaped outputs, added in order."""
+    total = outputs[0]
+    for other in outputs[1:]:
+        total = total + other
+    return total / len(outputs) if len(outputs) > 1 else total
 
 
 def _mean_prediction(nets, X):
-    """The mean of the networks' outputs for X (each already its members' mean)."""
-    if getattr(nets, "views", None) is not None:
+    """The mean of the networks' outputs for X (each already its members'
+    mean): up to _ONE_PASS_ROWS rows in one pass for all bags where they
+    can (the same numbers), else network by network (a large chunk's
+    intermediate arrays for one bag at a time)."""
+    if getattr(nets, "views", None) is not None and X.shape[0] <= _ONE_PASS_ROWS:
         return nets.predict(X)
-    total = nets[0].predict(X)
-    for net in nets[1:]:
-        total = total + net.predict(X)
-    return total / len(nets) if len(nets) > 1 else total
+    return _average([net.predict(X) for net in nets])
 
 
 def _row_chunks(X, size):

@@ -20,6 +20,7 @@ from skmlp import (
     TabularMLPClassifier,
     TabularMLPRegressor,
     TabularPreprocessor,
+    _tabular,
 )
 from skmlp._layers import Context, Dropout
 from skmlp._ops import NUMPY
@@ -413,6 +414,11 @@ def test_a_bagged_prediction_averages_its_bags_probabilities():
     assert model._networks(np.float64).views is not None  # one pass for all bags
     assert_allclose(model.predict_proba(X[:10]), np.mean(per_bag, axis=0), rtol=1e-6)
     assert not np.allclose(per_bag[0], per_bag[1], rtol=1e-3)
+    # more rows than one pass takes go bag by bag: the same numbers
+    assert len(X) > _tabular._ONE_PASS_ROWS
+    assert_allclose(
+        model.predict_proba(X)[:10], model.predict_proba(X[:10]), rtol=1e-12
+    )
 
 
 def test_a_bagged_regression_averages_the_bags_before_clipping():
