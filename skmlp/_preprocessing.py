@@ -555,8 +555,9 @@ class _DtypeCodes:
     """The codes (as :func:`_category_codes` gives them) of pandas
     categorical columns, from their dtypes' codes through one table: for
     fitted columns' categories arrays ``fitted`` and the columns' dtypes
-    (CategoricalDtype objects, immutable), column j's code c (-1: missing)
-    becomes ``table[offsets[j] + c + 1]``. Remembered for those very objects,
+    (CategoricalDtype objects, immutable), ``(table, shifts)``: column j's
+    code c (-1: missing) becomes ``table[c + shifts[j]]``. Remembered for
+    those very objects,
     so that a one-row transform neither lists the dtypes' categories nor
     hashes the fitted ones, and codes all its categorical columns in one
     lookup (most of a 40-categorical-column row's transform otherwise). A
@@ -579,10 +580,10 @@ class _DtypeCodes:
         ]
         # each table ends with code -1's entry; put it first, for code + 1
         tables = [np.roll(t, 1) for t in tables]
-        offsets = np.cumsum([0] + [len(t) for t in tables[:-1]]).astype(np.intp)
+        starts = np.cumsum([0] + [len(t) for t in tables[:-1]]).astype(np.intp)
         table = np.concatenate(tables) if tables else np.zeros(0, np.intp)
-        self.recent.put(key, (fitted + dtypes, table, offsets + 1))
-        return table, offsets + 1
+        self.recent.put(key, (fitted + dtypes, table, starts + 1))
+        return table, starts + 1
 
 
 def _same_objects(a, b):
@@ -597,8 +598,8 @@ def _category_codes(column, categories):
     pd = _pandas()
     if pd is not None and isinstance(column, pd.Categorical):
         # by the dtype's categories, in their order: no key per row
-        table, offsets = _codes_of_dtypes((categories,), (column.dtype,))
-        return table[column.codes + offsets[0]]
+        table, shifts = _codes_of_dtypes((categories,), (column.dtype,))
+        return table[column.codes + shifts[0]]
     lookup = _lookup(tuple(categories))
     keys, _ = _keys_and_values(column)
     return np.fromiter((lookup.get(k, 0) for k in keys), dtype=np.intp, count=len(keys))
@@ -614,11 +615,11 @@ def _all_category_codes(columns, fitted, n_rows):
             n_rows,
             np.intp,
         )
-    table, offsets = _codes_of_dtypes(tuple(fitted), tuple(c.dtype for c in columns))
+    table, shifts = _codes_of_dtypes(tuple(fitted), tuple(c.dtype for c in columns))
     codes = np.empty((n_rows, len(columns)), dtype=np.intp)
     for j, column in enumerate(columns):
         codes[:, j] = column.codes
-    codes += offsets
+    codes += shifts
     return table[codes]
 
 
