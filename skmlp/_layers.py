@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._activations import ACTIVATIONS
-from ._ops import NUMPY
 
 TWO_PI = 2 * math.pi
 
@@ -161,13 +160,13 @@ def _bias_gradient(ops, delta, ones, exact_sums, out):
 class Layer:
     """Base: a layer with no parameters and no fixed state.
 
-    ``predict_bags(P, X)``, where a layer has it: the outputs of B copies of
-    the layer, each with its own parameters, for prediction only (numpy, no
-    backward pass), with the arithmetic of ``forward``'s numpy path: P's
-    arrays have a leading bag axis (B, *shape); X is (n, d), one input for
-    every copy, or (B, n, d); the output is (B, n, d_out) (or (n, d_out)
-    for a layer without parameters given (n, d)). Several trained networks
-    of the same layers (bags) then predict in one pass.
+    ``predict_bags(P, X, ops)``, where a layer has it: the outputs of B
+    copies of the layer, each with its own parameters, for prediction only
+    (no backward pass), on the engine ``ops``, with the arithmetic of
+    ``forward``: P's arrays have a leading bag axis (B, *shape); X is (n, d),
+    one input for every copy, or (B, n, d); the output is (B, n, d_out) (or
+    (n, d_out) for a layer without parameters given (n, d)). Several trained
+    networks of the same layers (bags) then predict in one pass.
     """
 
     params = ()
@@ -278,16 +277,17 @@ class Dense(Layer):
         """The layer's output for X, keeping nothing for a backward pass."""
         return self._activate(ops, ops.matmul(X, W, out), b)[0]
 
-    def predict_bags(self, P, X):
+    def predict_bags(self, P, X, ops):
         """(Layer.predict_bags.) An output layer returns c X W + b: its
         output activation is the caller's."""
-        z = np.matmul(X, P["W"])
+        xp = ops.xp
+        z = xp.matmul(X, P["W"])
         if self.ntk:
-            z *= self.scale
-        z += P["b"][:, None, :]
+            z = z * self.scale
+        z = z + P["b"][:, None, :]
         if self.output is not None:
             return z
-        return ACTIVATIONS[self.activation].forward(z)
+        return _apply_activation(ops, self.activation, z)
 
     def forward(self, P, G, X, ctx):
         ops, W, k = ctx.ops, P["W"], ctx.index
@@ -391,9 +391,9 @@ class ParametricActivation(Layer):
 
         return Y, backprop
 
-    def predict_bags(self, P, X):
+    def predict_bags(self, P, X, ops):
         """(Layer.predict_bags.)"""
-        difference = ACTIVATIONS[self.activation].forward(X.copy()) - X
+        difference = _apply_activation(ops, self.activation, X) - X
         return X + P["alpha"][:, None, :] * difference
 
 
@@ -421,7 +421,7 @@ class Scale(Layer):
 
         return X * s, backprop
 
-    def predict_bags(self, P, X):
+    def predict_bags(self, P, X, ops):
         """(Layer.predict_bags.)"""
         return X * P["s"][:, None, :]
 
@@ -488,7 +488,7 @@ class Dropout(Layer):
                 mask = ctx.ops.astype_like(ctx.ops.asarray(host), X)
         return X * mask, lambda dY: dY * mask
 
-    def predict_bags(self, P, X):
+    def predict_bags(self, P, X, ops):
         """(Layer.predict_bags.) The identity, as outside training."""
         return X
 
@@ -513,12 +513,12 @@ class _ColumnSplit:
         others = xp.take(X, ctx.ops.asarray(self.others), axis=1)
         return numeric, others
 
-    def split_bags(self, X, n_bags):
+    def split_bags(self, ops, X, n_bags):
         """numeric (..., n, m) and others (B, n, rest) of X (n, d) or (B, n, d)."""
-        others = X[..., self.others]
-        return X[..., self.numeric], np.broadcast_to(
-            others, (n_bags,) + others.shape[-2:]
-        )
+        xp = ops.xp
+        numeric = xp.take(X, ops.asarray(self.numeric), axis=X.ndim - 1)
+        others = xp.take(X, ops.asarray(self.others), axis=X.ndim - 1)
+        return numeric, xp.broadcast_to(others, (n_bags, *others.shape[-2:]))
 
     def merge_gradients(self, ctx, d_numeric, d_others):
         """dL/dX in input column order from the two parts' gradients."""
@@ -625,18 +625,21 @@ class PeriodicEmbedding(Layer):
 
         return Y, backprop
 
-    def predict_bags(self, P, X):
+    def predict_bags(self, P, X, ops):
         """(Layer.predict_bags.)"""
+        xp = ops.xp
         w, phi, V, c = P["w"], P["phi"], P["V"], P["c"]
         n_bags, n = w.shape[0], X.shape[-2]
-        numeric, others = self.columns.split_bags(X, n_bags)
-        x = np.swapaxes(numeric, -1, -2)[..., None]  # (B or none, m, n, 1)
+        numeric, others = self.columns.split_bags(ops, X, n_bags)
+        last_two = (numeric.ndim - 1, numeric.ndim - 2)
+        x = _permute(xp, numeric, (*range(numeric.ndim - 2), *last_two))
+        x = x[..., None]  # (B or none, m, n, 1)
         u = (TWO_PI * x) * w[:, :, None, :] + phi[:, :, None, :]  # (B, m, n, F)
-        e = np.matmul(np.cos(u), V) + c[:, :, None, :]  # (B, m, n, p)
-        x = np.broadcast_to(x, e.shape[:-1] + (1,))
-        blocks = np.concatenate([x, e], axis=3)  # (B, m, n, 1 + p)
-        flat = np.swapaxes(blocks, 1, 2).reshape(n_bags, n, -1)
-        return np.concatenate([flat, others], axis=2)
+        e = xp.matmul(xp.cos(u), V) + c[:, :, None, :]  # (B, m, n, p)
+        x = xp.broadcast_to(x, (*e.shape[:-1], 1))
+        blocks = _concat(xp, [x, e], axis=3)  # (B, m, n, 1 + p)
+        flat = xp.reshape(_permute(xp, blocks, (0, 2, 1, 3)), (n_bags, n, -1))
+        return _concat(xp, [flat, others], axis=2)
 
 
 class PiecewiseLinearEncoding(Layer):
@@ -735,12 +738,13 @@ class PiecewiseLinearEncoding(Layer):
 
         return Y, backprop
 
-    def predict_bags(self, P, X):
+    def predict_bags(self, P, X, ops):
         """(Layer.predict_bags.) No parameters: the bags share the encoding,
         so X (n, d) gives one output (n, d_out) for them all."""
-        rows = X.reshape(-1, X.shape[-1])
-        Y, _ = self.forward(P, None, rows, Context(NUMPY))
-        return Y.reshape(X.shape[:-1] + (Y.shape[-1],))
+        xp = ops.xp
+        rows = xp.reshape(X, (-1, X.shape[-1]))
+        Y, _ = self.forward(P, None, rows, Context(ops))
+        return xp.reshape(Y, (*X.shape[:-1], Y.shape[-1]))
 
 
 class EnsembleAdapter(Layer):
@@ -951,16 +955,20 @@ class CategoricalEmbedding(Layer):
 
         return Y, backprop
 
-    def predict_bags(self, P, X):
+    def predict_bags(self, P, X, ops):
         """(Layer.predict_bags.)"""
+        xp = ops.xp
         n_bags = P["E0"].shape[0] if self.cardinalities else 1
-        codes, others = self.columns.split_bags(X, n_bags)
-        codes = codes.astype(np.intp)
-        if codes.ndim == 2:  # one input for every bag: the same rows of each
-            blocks = [P[f"E{i}"][:, codes[:, i]] for i in range(codes.shape[1])]
-        else:
-            blocks = [
-                np.take_along_axis(P[f"E{i}"], codes[:, :, i, None], axis=1)
-                for i in range(codes.shape[2])
-            ]
-        return np.concatenate(blocks + [others], axis=2)
+        codes, others = self.columns.split_bags(ops, X, n_bags)
+        blocks = []
+        for i in range(len(self.cardinalities)):
+            E = P[f"E{i}"]  # (B, C_i, d)
+            if codes.ndim == 2:  # one input for every bag: the same rows of each
+                blocks.append(xp.take(E, ops.indices(codes[:, i]), axis=1))
+            else:  # each bag its own codes
+                rows = [
+                    xp.take(E[b, ...], ops.indices(codes[b, :, i]), axis=0)
+                    for b in range(n_bags)
+                ]
+                blocks.append(xp.stack(rows))
+        return _concat(xp, blocks + [others], axis=2)

@@ -1005,7 +1005,7 @@ def _stack_rows(vectors):
 
 class _Bags(list):
     """The bags' networks (a list), and where every layer can predict for
-    all bags at once (``Layer.predict_bags``: numpy, one member), their
+    all bags at once (``Layer.predict_bags``: one member), their
     weights as per-layer views with a leading bag axis: a prediction is then
     one pass through the layers instead of one per bag (a one-row predict
     is mostly per-call overhead)."""
@@ -1015,24 +1015,25 @@ class _Bags(list):
     def stack(self, params):
         """Views of params (n_bags, n_parameters), the networks' weights."""
         first = self[0]
-        if not (first.ops.is_numpy and first.n_members == 1):
+        if first.n_members != 1:
             return
         if any(layer.predict_bags is None for layer in first.layers):
             return
         views = [{} for _ in first.layers]
+        reshape = first.ops.xp.reshape
         for i, p, start, stop in first.layout:
-            views[i][p.name] = params[:, start:stop].reshape((-1, *p.shape))
+            views[i][p.name] = reshape(params[:, start:stop], (-1, *p.shape))
         self.views = views
 
     def predict(self, X):
         """The mean over bags of the outputs for X, through every layer's
         predict_bags."""
-        first, a = self[0], X
+        first, a, xp = self[0], X, self[0].ops.xp
         for layer, P in zip(first.layers, self.views, strict=True):
-            a = layer.predict_bags(P, a)
+            a = layer.predict_bags(P, a, first.ops)
         n_bags, n, width = a.shape
-        out = first.activate(a.reshape(n_bags * n, width))
-        return _average(out.reshape(n_bags, n, width))
+        out = xp.reshape(first.activate(xp.reshape(a, (n_bags * n, width))), a.shape)
+        return _average([out[b, ...] for b in range(n_bags)])
 
 
 def _average(outputs):

@@ -581,12 +581,15 @@ def _bag_cases():
 BAG_LAYERS = sorted(_bag_cases())
 
 
+@pytest.mark.parametrize("engine", ["numpy", "array_api_strict", "torch"])
 @pytest.mark.parametrize("shared_input", [True, False])
 @pytest.mark.parametrize("name", BAG_LAYERS)
-def test_predict_bags_gives_each_bags_forward(name, shared_input):
+def test_predict_bags_gives_each_bags_forward(name, shared_input, engine):
     # B = 3 copies of a layer, each with its own parameters, in one call:
-    # bag b's slice must be what the layer's forward gives with bag b's
-    # parameters (its own input slice when the input has a bag axis).
+    # bag b's slice must be what the layer's numpy forward gives with bag b's
+    # parameters (its own input slice when the input has a bag axis), on
+    # every engine.
+    ops = NUMPY if engine == "numpy" else _array_api_ops(engine)
     layer = _bag_cases()[name]
     rng = np.random.RandomState(3)
     inputs = rng.normal(size=(3, N, D))
@@ -603,7 +606,10 @@ def test_predict_bags_gives_each_bags_forward(name, shared_input):
         for _, p, start, stop in nets[0].layout
     }
     X = inputs[0] if shared_input else inputs
-    stacked = layer.predict_bags(P, X)
+    stacked = layer.predict_bags(
+        {k: ops.asarray(v) for k, v in P.items()}, ops.asarray(X), ops
+    )
+    stacked = np.asarray(ops.to_numpy(stacked))
     for b, net in enumerate(nets):
         own, _ = layer.forward(
             net.views[0], None, X if shared_input else X[b], Context(NUMPY)
