@@ -378,28 +378,30 @@ def _interpolate_both_ways(values, quantiles, references):
     n_points, columns = quantiles.shape[0], np.arange(values.shape[1])
     at_or_below = np.count_nonzero(quantiles <= values[:, None, :], axis=1)
     at_or_above = np.count_nonzero(quantiles >= values[:, None, :], axis=1)
-    # upward: the points q (ascending), the last one at or below x
-    j = np.clip(at_or_below - 1, 0, n_points - 2)
-    up = _interp_step(
-        values,
-        at_or_below - 1,
-        n_points,
-        (quantiles[j, columns], quantiles[j + 1, columns]),
-        (references[j], references[j + 1]),
-        (references[0], references[-1]),
+    # Both ways as one (2, rows, columns) computation. Upward: the points q
+    # (ascending), x0 the last one at or below x. Downward: the points -q
+    # reversed, at -x; x0 is then -(q's last one at or above x), at index
+    # n_points - at_or_above in q. (Negation is exact.)
+    start = np.stack(
+        [
+            np.clip(at_or_below - 1, 0, n_points - 2),
+            np.clip(n_points - at_or_above, 1, n_points - 1),
+        ]
     )
-    # downward: the points -q reversed; the one at or below -x is q's last
-    # one at or above x, index n_points - at_or_above in q
-    k = np.clip(n_points - at_or_above, 1, n_points - 1)
-    down = _interp_step(
-        -values,
-        at_or_above - 1,
+    after = start + np.array([1, -1])[:, None, None]
+    sign = np.array([1.0, -1.0])[:, None, None]
+    out = _interp_step(
+        sign * values,
+        np.stack([at_or_below, at_or_above]) - 1,
         n_points,
-        (-quantiles[k, columns], -quantiles[k - 1, columns]),
-        (-references[k], -references[k - 1]),
-        (-references[-1], -references[0]),
+        (sign * quantiles[start, columns], sign * quantiles[after, columns]),
+        (sign * references[start], sign * references[after]),
+        (
+            sign * references[[0, -1]][:, None, None],
+            sign * references[[-1, 0]][:, None, None],
+        ),
     )
-    return up - down
+    return out[0] - out[1]
 
 
 def _interp_step(x, j, n_points, xs, ys, ends):
