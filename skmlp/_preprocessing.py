@@ -829,6 +829,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         numeric = self._fit_numeric(
             [c for c, cat in zip(columns, is_categorical, strict=True) if not cat],
             np.flatnonzero(~is_categorical),
+            table.shape[0],
         )
         categories = [
             _fit_categories(column, name)
@@ -849,9 +850,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self._set_output_layout()
         return self
 
-    def _fit_numeric(self, columns, input_indices):
+    def _fit_numeric(self, columns, input_indices, n_rows):
         """center, scale, indicator inputs and quantile transformer (or None)."""
-        values = _stack([_numeric_values(c, name, "fit") for name, c in columns])
+        values = _numeric_block(columns, n_rows, "fit")  # as transform reads them
         statistics = [
             _robust_statistics(v, name)
             for v, (name, _) in zip(values.T, columns, strict=True)
@@ -987,8 +988,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _stack(columns, n_rows=None, dtype=np.float64):
+def _stack(columns, n_rows, dtype):
     """Columns side by side as (n_rows, len(columns)), also for no column."""
     if columns:
         return np.column_stack(columns)
-    return np.empty((n_rows or 0, 0), dtype=dtype)
+    return np.empty((n_rows, 0), dtype=dtype)
